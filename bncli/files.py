@@ -1,0 +1,180 @@
+"""Safe outputs: atomic files, stdout, and refusing to clobber an input.
+
+An output file is written to a temporary file in the same directory and
+renamed over the target only when the run succeeds, so a failed or
+interrupted run leaves no partial file, no temporary file, and an existing
+file at that path byte-identical.  stdout cannot be atomic: there a non-zero
+exit status is the only signal of failure.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+import tempfile
+
+from .errors import OutputError, UsageError
+
+STDOUT = "-"
+_TMP_SUFFIX = ".bncli-tmp"
+
+
+def is_null_device(path: str) -> bool:
+    return path != STDOUT and os.path.exists(path) and os.path.realpath(path) == os.devnull
+
+
+def same_file(a: str, b: str) -> bool:
+    """True if two paths name one file (after ``./``, relative parts and symlinks,
+    or as hard links).  ``-`` (stdin/stdout) is never the same as anything."""
+    if STDOUT in (a, b) or is_null_device(a) or is_null_device(b):
+        return False
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_clobber(inputs: list[str], **outputs: str | None) -> None:
+    """Refuse (exit 2) when an output is an input, or two outputs are one file.
+
+    ``outputs`` maps an option name (``output``, ``stats``) to its path.
+    """
+    named = [(k, v) for k, v in outputs.items() if v is not None]
+    for key, path in named:
+        for src in inputs:
+            if same_file(path, src):
+                raise UsageError(
+                    f"--{key} {path} is the input file {src}; bncli never overwrites an input",
+                    hint="choose another output path",
+                )
+    for i, (k1, p1) in enumerate(named):
+        for k2, p2 in named[i + 1 :]:
+            if same_file(p1, p2):
+                raise UsageError(f"--{k1} and --{k2} are the same file ({p1})")
+
+
+class AtomicFile:
+    """A binary output file that appears at ``path`` only on :meth:`commit`.
+
+    Creating it checks that the directory exists and is writable, so these
+    errors surface before any work is done.  Special files (a FIFO, a device
+    such as /dev/stdout) cannot be renamed over and are written in place.
+    """
+
+    def __init__(self, path: str, what: str = "output"):
+        self.path = path
+        self.what = what
+        self._tmp = None
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise OutputError(f"{what} {path}: {e.strerror}") from None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"{what} {path}: is a directory")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            self.file = self._open_special(path)
+            return
+        if not os.path.isdir(directory):
+            raise OutputError(f"{what} {path}: directory {directory} does not exist")
+        try:
+            fd, self._tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=_TMP_SUFFIX)
+        except PermissionError:
+            raise OutputError(f"{what} {path}: permission denied (cannot write in {directory})") from None
+        except OSError as e:
+            raise OutputError(f"{what} {path}: cannot create: {e.strerror}") from None
+        # mkstemp makes 0600 files; give the result the mode a normal open() would.
+        mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+        os.fchmod(fd, mode)
+        self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def _open_special(self, path):
+        try:
+            return open(path, "wb")
+        except OSError as e:
+            raise OutputError(f"{self.what} {path}: cannot open: {e.strerror}") from None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            raise write_error(self.what, self.path, e) from None
+
+    def commit(self) -> None:
+        """Flush, sync and rename into place."""
+        try:
+            self.file.flush()
+            if self._tmp:
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if self._tmp:
+                os.replace(self._tmp, self.path)
+                self._tmp = None
+        except OSError as e:
+            self.discard()
+            raise write_error(self.what, self.path, e) from None
+
+    def discard(self) -> None:
+        """Close and delete the temporary file; the target is left as it was."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        if self._tmp:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
+
+
+class StdoutFile:
+    """stdout as an output: not atomic; errors name it."""
+
+    path = STDOUT
+    what = "output"
+
+    def __init__(self):
+        self.file = sys.stdout.buffer
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise write_error("output", "<stdout>", e) from None
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise write_error("output", "<stdout>", e) from None
+
+    def discard(self) -> None:
+        try:
+            self.file.flush()
+        except OSError:
+            pass
+
+
+def write_error(what: str, path: str, e: OSError) -> OutputError:
+    if e.errno == errno.ENOSPC:
+        return OutputError(f"{what} {path}: no space left on device", hint="free some space or write elsewhere")
+    if e.errno == errno.EPIPE:
+        raise BrokenPipeError(e.errno, e.strerror)
+    return OutputError(f"{what} {path}: cannot write: {e.strerror or e}")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

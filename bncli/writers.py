@@ -1,0 +1,178 @@
+"""Table writers: CSV/TSV and Parquet to a binary stream.  No math here.
+
+The CSV writer formats chunks on a small thread pool (pyarrow releases the
+GIL while it formats numbers, the dominant cost) and writes them strictly in
+order, so the bytes never depend on thread count or chunk size.  Text columns
+are quoted only where they must be (a delimiter, quote or line break inside),
+so pass-through text comes out as it went in.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .errors import DataError, OutputError
+
+
+def round_significant(y: np.ndarray, digits: int) -> np.ndarray:
+    """Round to ``digits`` significant decimal digits (NaN, 0 and inf unchanged).
+
+    The result is the float64 nearest the rounded decimal, so its shortest repr
+    (what the writer prints) has at most ``digits`` significant digits.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mag = np.floor(np.log10(np.abs(y)))
+    exp = digits - 1 - np.where(np.isfinite(mag), mag, 0.0)
+    exp = np.clip(exp, -300, 300)
+    # Multiply or divide by an exact power of ten, never by an inexact 10**-k.
+    p = np.power(10.0, np.abs(exp))
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.where(exp >= 0, np.round(y * p) / p, np.round(y / p) * p)
+    return np.where(np.isfinite(out), out, y)
+
+
+def quote_field(text: str, delimiter: str) -> str:
+    """RFC 4180 quoting, applied only when the text needs it."""
+    if any(ch in text for ch in (delimiter, '"', "\n", "\r")):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_compatible(schema: pa.Schema) -> None:
+    """Raise DataError naming the first column a CSV file cannot hold."""
+    for f in schema:
+        t = f.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            raise DataError(
+                f"column {f.name!r} has type {f.type}, which CSV output cannot hold",
+                hint="write Parquet instead (e.g. -o out.parquet or --output-format parquet)",
+            )
+
+
+class CsvWriter:
+    """Write Arrow tables as CSV text to ``stream`` (a binary file object)."""
+
+    def __init__(self, stream, columns: list[str], delimiter: str = ",", precision: int | None = None, threads: int | None = None):
+        self._stream = stream
+        self._delimiter = delimiter
+        self._precision = precision
+        self._options = pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style="none")
+        threads = threads or min(2, os.cpu_count() or 1)
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="bncli-csv")
+        self._pending: collections.deque = collections.deque()
+        self._depth = threads + 1
+        header = delimiter.join(quote_field(c, delimiter) for c in columns) + "\n"
+        self._write(header.encode("utf-8"))
+
+    def write(self, table: pa.Table) -> None:
+        self._pending.append(self._pool.submit(self._encode, table))
+        while len(self._pending) > self._depth:
+            self._write(self._pending.popleft().result())
+
+    def close(self) -> None:
+        try:
+            while self._pending:
+                self._write(self._pending.popleft().result())
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        for f in self._pending:
+            f.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, data) -> None:
+        self._stream.write(data)
+
+    def _encode(self, table: pa.Table):
+        table = self._prepare(table)
+        sink = pa.BufferOutputStream()
+        try:
+            pacsv.write_csv(table, sink, write_options=self._options)
+        except pa.ArrowInvalid:
+            # Some text needs quotes; quote just those values.
+            return self._encode_quoted(table)
+        return sink.getvalue()
+
+    def _prepare(self, table: pa.Table) -> pa.Table:
+        cols = []
+        for col in table.columns:
+            if pa.types.is_dictionary(col.type):
+                col = col.cast(col.type.value_type)
+            if self._precision is not None and pa.types.is_floating(col.type):
+                arr = col.to_numpy()
+                col = pa.array(round_significant(arr, self._precision), mask=np.isnan(arr))
+            cols.append(col)
+        return pa.table(cols, names=table.column_names)
+
+    def _encode_quoted(self, table: pa.Table):
+        d = self._delimiter
+        parts = []
+        for col in table.columns:
+            text = col.cast(pa.string()) if not pa.types.is_string(col.type) else col
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                pattern = "[" + "".join("\\" + ch if ch in "\\]^-[" else ch for ch in (d, '"', "\n", "\r")) + "]"
+                needs = pc.match_substring_regex(text, pattern)
+                quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+                text = pc.if_else(needs, quoted, text)
+            parts.append(pc.fill_null(text, ""))
+        lines = pc.binary_join_element_wise(*parts, d) if len(parts) > 1 else parts[0]
+        lines = pc.binary_join_element_wise(lines, "", "\n")  # each line + "\n"
+        return b"".join(_string_bytes(chunk) for chunk in pa.chunked_array(lines).chunks)
+
+
+def _string_bytes(arr: pa.Array) -> bytes:
+    """The concatenated values of a null-free string array, straight from its buffers."""
+    _, offsets, data = arr.buffers()
+    off = np.frombuffer(offsets, dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    return memoryview(data)[off[0] : off[-1]] if len(arr) else b""
+
+
+class ParquetWriter:
+    """Write Arrow tables to Parquet; float columns without dictionary encoding
+    (it costs half the write time and makes float files larger)."""
+
+    def __init__(self, stream, schema: pa.Schema):
+        dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type)]
+        try:
+            self._writer = pq.ParquetWriter(stream, schema, use_dictionary=dict_cols or False, compression="snappy")
+        except (pa.ArrowException, OSError) as e:
+            raise OutputError(f"cannot start Parquet output: {e}") from None
+        self._schema = schema
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table.cast(self._schema) if table.schema != self._schema else table)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        except Exception:
+            pass
+
+
+class NullWriter:
+    """``-o /dev/null``: writes nothing, so fit computes statistics only."""
+
+    def write(self, table) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
