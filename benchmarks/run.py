@@ -234,8 +234,11 @@ def startup_times(bn: list[str] | None, runs: int) -> dict[str, float]:
 
 def resolve_bncli(spec: str | None) -> tuple[list[str] | None, str]:
     """The bncli command line, or None with the reason it cannot run."""
+    beside = Path(sys.executable).with_name("bncli")  # avoids e.g. pyenv shims
     if spec:
         bn = shlex.split(spec)
+    elif beside.exists():
+        bn = [str(beside)]
     elif shutil.which("bncli"):
         bn = [shutil.which("bncli")]
     else:
@@ -486,8 +489,8 @@ def parse_args(argv=None):
                    help="peak RSS of bncli fit/transform at --memory-rows instead of the suite")
     p.add_argument("--memory-rows", type=int, nargs=2, default=MEMORY_ROWS,
                    metavar=("SMALL", "BIG"), help="sizes for --memory-check (default 2M 6M)")
-    p.add_argument("--bncli", help="bncli command line (default: `bncli` on PATH, "
-                                   "else `python -m bncli`)")
+    p.add_argument("--bncli", help="bncli command line (default: `bncli` beside this "
+                                   "Python, else on PATH, else `python -m bncli`)")
     p.add_argument("--only", nargs="+", metavar="TEXT",
                    help="run only cases whose name contains one of TEXT (not saved)")
     p.add_argument("--no-peers", action="store_true", help="skip pandas/sklearn/polars/duckdb")

@@ -131,8 +131,11 @@ Examples:
 @options.eps
 @options.drop_last
 @click.option("--resume", "resume_path", metavar="OLD.json", help="Continue from an earlier stats file.")
+@options.engine
+@options.scheduler
 @options.io_options
 def fit(inputs, stats_path, output, columns, exclude, batch_size, momentum, eps, drop_last, resume_path,
+        engine, scheduler,
         input_format, output_format, delimiter, encoding, null_value, inf_policy, precision,
         verbose, quiet, progress, debug):  # fmt: skip
     """Batch-normalize INPUT in training mode and save its statistics.
@@ -153,7 +156,13 @@ def fit(inputs, stats_path, output, columns, exclude, batch_size, momentum, eps,
     if resume_path:
         resume = load_stats(resume_path)
         params = _resume_params(resume, params, reporter)
-    _, summary = pipeline.fit(
+    run = pipeline.fit
+    extra = {}
+    if engine == "dask":
+        from . import dask_engine
+
+        run, extra = dask_engine.fit, {"scheduler": scheduler}
+    _, summary = run(
         list(inputs),
         stats_path,
         output,
@@ -163,6 +172,7 @@ def fit(inputs, stats_path, output, columns, exclude, batch_size, momentum, eps,
         io=_io(input_format, output_format, delimiter, encoding, null_value, inf_policy, precision),
         resume=resume,
         reporter=reporter,
+        **extra,
     )
     reporter.summary(summary.line("fit:"))
 
@@ -196,8 +206,10 @@ Examples:
 @options.use
 @options.inverse
 @options.transform_batch_size
+@options.engine
+@options.scheduler
 @options.io_options
-def transform(inputs, stats_path, output, use, inverse, batch_size,
+def transform(inputs, stats_path, output, use, inverse, batch_size, engine, scheduler,
               input_format, output_format, delimiter, encoding, null_value, inf_policy, precision,
               verbose, quiet, progress, debug):  # fmt: skip
     """Normalize INPUT with saved statistics (inference mode), or undo it.
@@ -212,7 +224,13 @@ def transform(inputs, stats_path, output, use, inverse, batch_size,
 
     reporter = _reporter(verbose, quiet, progress)
     stats = load_stats(stats_path)
-    summary = pipeline.transform(
+    run = pipeline.transform
+    extra = {}
+    if engine == "dask":
+        from . import dask_engine
+
+        run, extra = dask_engine.transform, {"scheduler": scheduler}
+    summary = run(
         list(inputs),
         stats,
         output,
@@ -222,8 +240,52 @@ def transform(inputs, stats_path, output, use, inverse, batch_size,
         io=_io(input_format, output_format, delimiter, encoding, null_value, inf_policy, precision),
         reporter=reporter,
         stats_path=stats_path,
+        **extra,
     )
     reporter.summary(summary.line("inverse-transform:" if inverse else "transform:"))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  bncli inspect stats.json
+  bncli inspect stats.json --data sample_data/california_housing.csv
+  bncli inspect stats.json --json | jq '.features[0]'
+  bncli inspect stats.json --data train.csv --html report.html""")
+@click.argument("stats_path", metavar="STATS.json")
+@click.option("--data", "data_path", metavar="FILE", help="Also read FILE and draw each feature's histogram before and after transform.")
+@options.use
+@click.option("--bins", type=click.IntRange(2, 200), default=30, show_default=True, help="Histogram bins (with --data).")
+@click.option("--json", "as_json", is_flag=True, help="Print the same information as JSON on stdout, for scripts.")
+@click.option("--html", "html_path", metavar="FILE.html", help="Also write the before/after histograms as a self-contained HTML page.")
+@options.input_format
+@options.delimiter
+@options.encoding
+@options.null_value
+@options.inf
+@options.verbose
+@options.quiet
+@options.progress
+@options.debug
+def inspect(stats_path, data_path, use, bins, as_json, html_path, input_format, delimiter, encoding, null_value,
+            inf_policy, verbose, quiet, progress, debug):  # fmt: skip
+    """Show a stats file as a table, and with --data the raw and normalized distributions.
+
+    Lists each feature's count, missing values, mean, std, min, max, running
+    mean and std, batches tracked and warnings, under the fit parameters and
+    provenance.  Feature names are never truncated.
+    """
+    from . import inspect as inspect_lib
+
+    inspect_lib.run(
+        stats_path,
+        data=data_path,
+        use=use,
+        bins=bins,
+        as_json=as_json,
+        html=html_path,
+        io=_io(input_format, None, delimiter, encoding, null_value, inf_policy, None),
+        reporter=_reporter(verbose, quiet, progress),
+    )
 
 
 def main() -> None:

@@ -183,6 +183,18 @@ quiet = click.option("-q", "--quiet", count=True, help="Print errors only (no wa
 progress = click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar on stderr.  [default: when stderr is a terminal]"
 )
+engine = click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Run in this process, or on a Dask cluster (needs the bncli[dask] extra).",
+)
+scheduler = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --engine dask: address of an existing Dask scheduler.  [default: start a local cluster]",
+)
 debug = click.option("--debug", is_flag=True, help="On failure, print the Python traceback too.")
 
 
