@@ -8,6 +8,7 @@ chunk and file boundaries; memory is bounded by the chunk and batch size.
 from __future__ import annotations
 
 import datetime
+import io
 import sys
 import time
 from contextlib import ExitStack
@@ -23,6 +24,8 @@ from .report import Reporter
 from .stats import Params, Stats
 from .training import Trainer
 
+#: fit hands rows to the math in groups of whole batches of about this many rows.
+GROUP_ROWS = 1 << 16
 #: transform processes at most this many rows at a time by default.
 TRANSFORM_BATCH_ROWS = 65536
 
@@ -246,7 +249,8 @@ class _Output:
         target = self.sink
         compression = _output_compression(output)
         if compression and fmt != "parquet":
-            self._compressed = pa.CompressedOutputStream(pa.PythonFile(self.sink.file, mode="w"), compression)
+            raw = pa.PythonFile(_KeepOpen(self.sink.file), mode="w")
+            self._compressed = pa.CompressedOutputStream(raw, compression)
             target = self._compressed
         try:
             if fmt == "parquet":
@@ -278,6 +282,28 @@ class _Output:
         self.writer.abort() if hasattr(self, "writer") else None
         if self.sink is not None:
             self.sink.discard()
+
+
+class _KeepOpen(io.RawIOBase):
+    """A write-only view of a file whose close() only flushes: the compressor
+    closes its stream at the end, but the sink still has to commit the file."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        return self._file.write(data)
+
+    def flush(self):
+        self._file.flush()
+
+    def close(self):
+        if not self.closed:
+            self._file.flush()
+        super().close()
 
 
 def _isatty(stream) -> bool:
@@ -394,6 +420,7 @@ def fit(
         summary = RunSummary(features=features, passthrough=[c for c in src.columns if c not in set(features)])
 
         batch = params.batch_size
+        group = batch * max(1, GROUP_ROWS // batch)
         carry_x: list[np.ndarray] = []
         carry_t: list[pa.Table] = []
 
@@ -417,9 +444,12 @@ def fit(
                 summary.rows += chunk.table.num_rows
                 pending = sum(x.shape[1] for x in carry_x)
                 # Hold back the last full batch plus one row: a one-row tail at
-                # the end of the data is merged into the batch before it.
-                ready = max(0, (pending - batch - 1) // batch)
-                emit(ready * batch, batch)
+                # the end of the data is merged into the batch before it.  Rows
+                # go to the math in whole groups of batches, counted from the
+                # start of the data, so that the rounding (and so every output
+                # and statistic bit) does not depend on how the input was chunked.
+                for _ in range(max(0, (pending - batch - 1) // group)):
+                    emit(group, batch)
                 bar.update(summary.rows, src.bytes_read)
             if summary.rows < 2:
                 what = "no data rows" if summary.rows == 0 else "only one data row"
@@ -427,11 +457,13 @@ def fit(
             pending = sum(x.shape[1] for x in carry_x)
             full, tail = divmod(pending, batch)
             if tail == 1 and full and not params.drop_last:
-                emit((full - 1) * batch, batch)
-                emit(batch + 1, batch + 1)
+                full, last = full - 1, batch + 1
             else:
-                emit(full * batch, batch)
-                emit(tail, tail, update=not params.drop_last)
+                last = tail
+            for _ in range(full * batch // group):
+                emit(group, batch)
+            emit(full * batch % group, batch)
+            emit(last, last, update=not (params.drop_last and tail))
         _check_finite(stats, src.first.source)
         summary.inputs = src.rows_by_input
         stats.provenance = _provenance(summary, stats.provenance if resume is not None else None)

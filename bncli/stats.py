@@ -140,7 +140,8 @@ class Stats:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+        """Strict JSON, one key per line with each list on a single line (diff-friendly)."""
+        return _dumps(self.to_dict()) + "\n"
 
     @classmethod
     def from_dict(cls, d, source: str = "stats file") -> "Stats":
@@ -235,6 +236,15 @@ def load_stats(path: str) -> Stats:
 
 
 # -- helpers ----------------------------------------------------------------------
+
+
+def _dumps(obj, indent: str = "") -> str:
+    """``json.dumps`` with nested objects indented and lists kept on one line."""
+    if isinstance(obj, dict) and obj:
+        inner = indent + "  "
+        items = [f"{inner}{json.dumps(k)}: {_dumps(v, inner)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    return json.dumps(obj, allow_nan=False, ensure_ascii=False)
 
 
 def _floats(a) -> list:

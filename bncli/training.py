@@ -94,7 +94,7 @@ class Trainer:
             return np.empty_like(x) if want_output else None
         if rows % batch_size:
             raise ValueError(f"{rows} rows is not a multiple of batch size {batch_size}")
-        self._set_shift(x)
+        self._set_shift(x.reshape(n_features, rows // batch_size, batch_size))
         xs = x - self.state.shift[:, None]
         blocks = xs.reshape(n_features, rows // batch_size, batch_size)
         count, mean_s, m2 = norm.batch_moments(blocks)
@@ -123,14 +123,20 @@ class Trainer:
         )
         return y.reshape(n_features, rows)
 
-    def _set_shift(self, x: np.ndarray) -> None:
-        """Fix each feature's shift at the mean of the first block holding any value of it."""
+    def _set_shift(self, blocks: np.ndarray) -> None:
+        """Fix each feature's shift at the mean of the first batch holding a value of it.
+
+        Defined by the data alone (not by how the stream was chunked), so the
+        output bytes do not depend on chunk sizes.
+        """
         todo = ~self._shift_set
         if not todo.any():
             return
         with np.errstate(invalid="ignore"), _quiet_nanmean():
-            first = np.nanmean(x[todo], axis=-1)
-        found = ~np.isnan(first)
+            means = np.nanmean(blocks[todo], axis=-1)  # (todo features, batches)
+        has = ~np.isnan(means)
+        found = has.any(axis=-1)
+        first = means[np.arange(len(means)), np.argmax(has, axis=-1)]
         idx = np.flatnonzero(todo)[found]
         self.state.shift[idx] = first[found]
         self._shift_set[idx] = True
