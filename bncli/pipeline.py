@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from . import __version__, files, norm, readers, writers
+from . import __version__, arrays, files, norm, readers, writers
 from .errors import DataError, UsageError, locate
 from .readers import CsvDialect
 from .report import Reporter
@@ -182,8 +182,10 @@ def _features_array(chunk: readers.Chunk, features: list[str], inf_policy: str) 
     t = chunk.table
     x = np.empty((len(features), t.num_rows))
     for i, name in enumerate(features):
-        col = t.column(name)
-        x[i] = col.to_numpy() if col.null_count == 0 else col.fill_null(np.nan).to_numpy()
+        start = 0
+        for part in t.column(name).chunks:
+            x[i, start : start + len(part)] = arrays.to_numpy(part)  # nulls -> NaN
+            start += len(part)
     inf = np.isinf(x)
     if inf.any():
         if inf_policy == "missing":
@@ -202,10 +204,7 @@ def _with_features(table: pa.Table, features: list[str], y: np.ndarray | None) -
     if y is None:
         return table
     for i, name in enumerate(features):
-        v = y[i]
-        nan = np.isnan(v)
-        arr = pa.array(v, mask=nan) if nan.any() else pa.array(v)
-        table = table.set_column(table.schema.get_field_index(name), name, arr)
+        table = table.set_column(table.schema.get_field_index(name), name, arrays.to_arrow(y[i]))
     return table
 
 

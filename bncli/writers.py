@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from . import arrays
 from .errors import DataError, OutputError
 
 
@@ -112,8 +113,8 @@ class CsvWriter:
             if pa.types.is_dictionary(col.type):
                 col = col.cast(col.type.value_type)
             if self._precision is not None and pa.types.is_floating(col.type):
-                arr = col.to_numpy()
-                col = pa.array(round_significant(arr, self._precision), mask=np.isnan(arr))
+                parts = [round_significant(arrays.to_numpy(c), self._precision) for c in col.chunks]
+                col = pa.chunked_array([arrays.to_arrow(p) for p in parts], type=pa.float64())
             cols.append(col)
         return pa.table(cols, names=table.column_names)
 
@@ -130,7 +131,8 @@ class CsvWriter:
             parts.append(pc.fill_null(text, ""))
         lines = pc.binary_join_element_wise(*parts, d) if len(parts) > 1 else parts[0]
         lines = pc.binary_join_element_wise(lines, "", "\n")  # each line + "\n"
-        return b"".join(_string_bytes(chunk) for chunk in pa.chunked_array(lines).chunks)
+        chunks = lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]
+        return b"".join(_string_bytes(chunk) for chunk in chunks)
 
 
 def _string_bytes(arr: pa.Array) -> bytes:
