@@ -27,3 +27,10 @@ def to_numpy(arr: pa.Array) -> np.ndarray:
         return values
     bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
     return np.where(bits[arr.offset : arr.offset + len(arr)].astype(bool), values, np.nan)
+
+
+def repeat_string(value: str, n: int) -> pa.Array:
+    """A string array holding ``value`` ``n`` times (for partition columns)."""
+    data = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int32) * len(data)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)])

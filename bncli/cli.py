@@ -199,17 +199,19 @@ Examples:
   bncli transform test.csv -s stats.json -o test.norm.csv
   bncli transform test.csv -s stats.json --use global > test.norm.csv
   bncli transform test.norm.csv -s stats.json --inverse -o test.restored.csv
-  zcat big.csv.gz | bncli transform - -s stats.json | head""")
+  zcat big.csv.gz | bncli transform - -s stats.json | head
+  bncli transform 'days/*.csv' -s stats.json --output-dir normalized/""")
 @options.inputs
 @options.stats_in
 @options.output
 @options.use
 @options.inverse
 @options.transform_batch_size
+@click.option("--output-dir", metavar="DIR", help="One output per input in DIR, under the input's own (relative) name.")
 @options.engine
 @options.scheduler
 @options.io_options
-def transform(inputs, stats_path, output, use, inverse, batch_size, engine, scheduler,
+def transform(inputs, stats_path, output, use, inverse, batch_size, output_dir, engine, scheduler,
               input_format, output_format, delimiter, encoding, null_value, inf_policy, precision,
               verbose, quiet, progress, debug):  # fmt: skip
     """Normalize INPUT with saved statistics (inference mode), or undo it.
@@ -225,10 +227,12 @@ def transform(inputs, stats_path, output, use, inverse, batch_size, engine, sche
     reporter = _reporter(verbose, quiet, progress)
     stats = load_stats(stats_path)
     run = pipeline.transform
-    extra = {}
+    extra = {"output_dir": output_dir}
     if engine == "dask":
         from . import dask_engine
 
+        if output_dir:
+            raise click.UsageError("--output-dir works with the local engine; with --engine dask use -o DIR/")
         run, extra = dask_engine.transform, {"scheduler": scheduler}
     summary = run(
         list(inputs),
@@ -285,6 +289,42 @@ def inspect(stats_path, data_path, use, bins, as_json, html_path, input_format, 
         html=html_path,
         io=_io(input_format, None, delimiter, encoding, null_value, inf_policy, None),
         reporter=_reporter(verbose, quiet, progress),
+    )
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+Examples:
+  bncli fit part1.csv -s s1.json -o /dev/null
+  bncli fit part2.csv -s s2.json -o /dev/null
+  bncli merge s1.json s2.json -o all.json      # = one fit over part1 then part2
+  bncli transform new.csv -s all.json --use global""")
+@click.argument("stats_paths", nargs=-1, required=True, metavar="STATS.json...")
+@click.option("-o", "--output", "output", required=True, metavar="OUT.json", help="Merged stats file to write.")
+@options.verbose
+@options.quiet
+@options.debug
+def merge(stats_paths, output, verbose, quiet, debug):
+    """Combine stats files of shards fitted separately into one.
+
+    Whole-data statistics merge exactly (Chan et al.).  Running statistics
+    become those of one fit over the shards in the order given; that is exact
+    when every shard but the last filled whole batches (its row count is a
+    multiple of the batch size).  Features, eps, momentum and batch size must
+    agree.
+    """
+    from . import files
+    from .stats import load_stats, merge_stats
+
+    files.check_clobber(list(stats_paths), output=output)
+    merged = merge_stats([load_stats(p) for p in stats_paths], list(stats_paths))
+    out = files.AtomicFile(output, what="stats file")
+    try:
+        out.write(merged.to_json().encode("utf-8"))
+        out.commit()
+    finally:
+        out.discard()
+    _reporter(verbose, quiet, None).summary(
+        f"merge: {len(stats_paths)} stats files, {int(merged.state.count.max(initial=0)):,} values per feature at most"
     )
 
 

@@ -164,3 +164,27 @@ def fold_running(
     new_mean = keep * running_mean + (w * bm).sum(axis=-1)
     new_var = keep * running_var + (w * bv).sum(axis=-1)
     return new_mean, new_var, tracked + k_new, init_weight * keep
+
+
+def merge_running(
+    mean_a, var_a, tracked_a, init_a, mean_b, var_b, tracked_b, init_b, momentum: float | None
+):
+    """Running statistics of stream A followed by stream B, from each one's own.
+
+    Exact when A's updates all came from whole batches.  Cumulative
+    (``momentum`` None): the update-count-weighted average, which is what one
+    cumulative fit over A then B computes.  Float momentum: B started from the
+    initial values (0, 1) and still weighs them by ``init_b``; replacing those
+    initial values by A's statistics gives ``B + init_b * (A - initial)``.
+    Returns ``(mean, var, tracked, init_weight)``.
+    """
+    tracked = tracked_a + tracked_b
+    if momentum is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac_b = np.where(tracked > 0, tracked_b / tracked, 0.0)
+        mean = np.where(tracked_b == 0, mean_a, np.where(tracked_a == 0, mean_b, mean_a + (mean_b - mean_a) * frac_b))
+        var = np.where(tracked_b == 0, var_a, np.where(tracked_a == 0, var_b, var_a + (var_b - var_a) * frac_b))
+        return mean, var, tracked, np.where(tracked > 0, 0.0, 1.0)
+    mean = mean_b + init_b * (mean_a - 0.0)
+    var = var_b + init_b * (var_a - 1.0)
+    return mean, var, tracked, init_a * init_b

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from . import __version__, arrays, files, norm, readers, writers
+from . import __version__, arrays, files, norm, readers, sources, writers
 from .errors import DataError, UsageError, locate
 from .readers import CsvDialect
 from .report import Reporter
@@ -66,23 +67,26 @@ class RunSummary:
 
 
 class _Inputs:
-    """Several inputs read as one stream, in the order given; opened one at a time."""
+    """Several inputs read as one stream, in the documented order (see
+    :mod:`bncli.sources`); opened one at a time.  Hive partition values are
+    appended as pass-through string columns."""
 
     def __init__(self, paths: list[str], io: IOOptions):
-        if not paths:
-            paths = [readers.STDIN]
-        if paths.count(readers.STDIN) > 1:
-            raise UsageError("stdin ('-') can be read only once")
-        self.paths = paths
+        self.files = sources.expand(list(paths))
+        self.paths = [f.path for f in self.files]
         self.io = io
         self.dialect = CsvDialect(
             delimiter=io.delimiter or ",",
             encoding=io.encoding,
             null_values=readers.DEFAULT_NULL_VALUES + tuple(io.null_values),
         )
-        self.first = self._open(paths[0])
-        self.columns = self.first.columns
-        self.sample_types = self.first.sample_types
+        self.first = self._open(self.paths[0])
+        self.partition_keys = list(self.files[0].partition)
+        clash = [k for k in self.partition_keys if k in self.first.columns]
+        if clash:
+            raise DataError(f"{self.first.source}: partition key(s) {clash} are also column names in the file")
+        self.columns = self.first.columns + self.partition_keys
+        self.sample_types = dict(self.first.sample_types, **{k: pa.string() for k in self.partition_keys})
         self.format = self.first.format
         self.rows_by_input: list[dict] = []
         self.current = self.first
@@ -100,9 +104,12 @@ class _Inputs:
         done = sum(d["bytes"] or 0 for d in self.rows_by_input)
         return done + (self.current.bytes_read or 0)
 
-    def chunks(self, features: list[str]):
-        for i, path in enumerate(self.paths):
-            reader = self.first if i == 0 else self._open(path)
+    def chunks(self, features: list[str], only: int | None = None):
+        """Chunks of every input in order (or of input number ``only``)."""
+        for i, item in enumerate(self.files):
+            if only is not None and i != only:
+                continue
+            reader = self.first if i == 0 else self._open(item.path)
             self.current = reader
             try:
                 if i:
@@ -110,9 +117,11 @@ class _Inputs:
                 rows = 0
                 for chunk in reader.chunks(features):
                     rows += chunk.table.num_rows
+                    for key, value in item.partition.items():
+                        chunk.table = chunk.table.append_column(key, arrays.repeat_string(value, chunk.table.num_rows))
                     yield chunk
                 self.rows_by_input.append(
-                    {"path": reader.source, "format": reader.format, "rows": rows, "bytes": readers._file_size(path)}
+                    {"path": reader.source, "format": reader.format, "rows": rows, "bytes": readers._file_size(item.path)}
                 )
             finally:
                 reader.close()
@@ -130,12 +139,22 @@ class _Inputs:
                 f"found in {self.first.source}",
                 hint="all inputs must have the same feature columns",
             )
-        if reader.columns != self.columns:
+        if reader.columns != self.first.columns:
             raise DataError(
                 f"{reader.source}: columns differ from {self.first.source} "
-                f"({_list(reader.columns)} vs {_list(self.columns)})",
+                f"({_list(reader.columns)} vs {_list(self.first.columns)})",
                 hint="all inputs must have the same columns in the same order",
             )
+        if reader.format == "parquet":
+            changed = [c for c in reader.columns if reader.sample_types[c] != self.first.sample_types[c]
+                       and c not in features]  # fmt: skip
+            if changed:
+                c = changed[0]
+                raise DataError(
+                    f"{reader.source}: column {c!r} has type {reader.sample_types[c]}, "
+                    f"but {self.first.sample_types[c]} in {self.first.source}",
+                    hint="all inputs must have the same column types",
+                )
 
 
 def _list(names, limit=8) -> str:
@@ -548,15 +567,22 @@ def transform(
     io: IOOptions | None = None,
     reporter: Reporter | None = None,
     stats_path: str | None = None,
+    output_dir: str | None = None,
 ) -> RunSummary:
     """Apply saved statistics (inference mode): ``y = w * (x - mu) / sqrt(var + eps) + b``
     with (mu, var) the running statistics or, with ``use="global"``, the exact
     mean and sample variance.  ``inverse`` maps normalized values back.  Output
-    does not depend on ``batch_size``, which only bounds memory."""
+    does not depend on ``batch_size``, which only bounds memory.
+
+    With ``output_dir``, each input gets its own output there under the same
+    relative name; all appear together at the end, or none on failure.
+    """
     io = io or IOOptions()
     reporter = reporter or Reporter()
     inputs = list(inputs) or [readers.STDIN]
-    files.check_clobber(inputs, output=output, stats=stats_path)
+    if output_dir is not None and output != files.STDOUT:
+        raise UsageError("-o/--output and --output-dir cannot be used together")
+    files.check_clobber(inputs, output=None if output_dir else output, stats=stats_path)
     started = time.perf_counter()
     batch_size = batch_size or TRANSFORM_BATCH_ROWS
     mean, var = stats.location_scale(use)
@@ -567,37 +593,80 @@ def transform(
     if inverse and (weight == 0).any():
         zero = [c for c, w in zip(stats.columns, weight) if w == 0]
         raise DataError(f"cannot invert: weight is 0 for {', '.join(map(repr, zero))}")
+    op = norm.denormalize if inverse else norm.normalize
     with ExitStack() as stack:
         src = _Inputs(inputs, io)
         stack.callback(src.close)
-        missing = [c for c in stats.columns if c not in src.columns]
-        if missing:
-            raise DataError(
-                f"{src.first.source}: fitted feature column(s) missing from the input: {', '.join(map(repr, missing))}",
-                hint="transform needs every column named in the stats file",
-            )
         features = list(stats.columns)
-        bad = [c for c in features if src.format == "parquet" and not _is_numeric(src.sample_types[c])]
-        if bad:
-            raise DataError(
-                f"{src.first.source}: feature column(s) are not numeric here: "
-                + ", ".join(f"{c!r} ({src.sample_types[c]})" for c in bad)
-            )
-        fmt, delimiter = _output_plan(output, io, src.format)
-        out = _Output(output, fmt, delimiter, _output_schema(src.columns, src.sample_types, features, src.format), io)
-        stack.callback(out.discard)
+        _check_transform_input(src, features)
+        schema = _output_schema(src.columns, src.sample_types, features, src.format)
+        drop: list[str] = []
+        if output_dir is None:
+            fmt, delimiter = _output_plan(output, io, src.format)
+            plan = [(None, _Output(output, fmt, delimiter, schema, io))]
+            stack.callback(plan[0][1].discard)
+        else:
+            # The key=value folders are recreated under output_dir, so the
+            # partition columns stay in the paths, not in the files.
+            drop = src.partition_keys
+            schema = pa.schema([f for f in schema if f.name not in drop])
+            plan = []
+            for i, target in enumerate(_output_dir_targets(src, output_dir, io, inputs, stats_path)):
+                fmt, delimiter = _output_plan(target, io, src.format)
+                os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+                out = _Output(target, fmt, delimiter, schema, io)
+                stack.callback(out.discard)
+                plan.append((i, out))
         summary = RunSummary(features=features, passthrough=[c for c in src.columns if c not in set(features)])
-        op = norm.denormalize if inverse else norm.normalize
         with np.errstate(all="ignore"), reporter.progress("transform", src.total_bytes) as bar:
-            for chunk in _prefetch(src.chunks(features)):
-                for start in range(0, chunk.table.num_rows, batch_size):
-                    part = readers.Chunk(chunk.table.slice(start, batch_size), chunk.source, chunk.first_row + start)
-                    x = _features_array(part, features, io.inf)
-                    out.write(_with_features(part.table, features, op(x, mean, var, eps, weight, bias)))
-                summary.rows += chunk.table.num_rows
-                bar.update(summary.rows, src.bytes_read)
-        out.commit()
+            for only, out in plan:
+                for chunk in _prefetch(src.chunks(features, only=only)):
+                    for start in range(0, chunk.table.num_rows, batch_size):
+                        part = readers.Chunk(chunk.table.slice(start, batch_size), chunk.source, chunk.first_row + start)
+                        x = _features_array(part, features, io.inf)
+                        table = _with_features(part.table, features, op(x, mean, var, eps, weight, bias))
+                        out.write(table.drop_columns(drop) if drop else table)
+                    summary.rows += chunk.table.num_rows
+                    bar.update(summary.rows, src.bytes_read)
+        for _, out in plan:
+            out.commit()
     summary.inputs = src.rows_by_input
     summary.seconds = time.perf_counter() - started
     return summary
 
+
+def _check_transform_input(src: _Inputs, features: list[str]) -> None:
+    missing = [c for c in features if c not in src.columns]
+    if missing:
+        raise DataError(
+            f"{src.first.source}: fitted feature column(s) missing from the input: {', '.join(map(repr, missing))}",
+            hint="transform needs every column named in the stats file",
+        )
+    bad = [c for c in features if src.format == "parquet" and not _is_numeric(src.sample_types[c])]
+    if bad:
+        raise DataError(
+            f"{src.first.source}: feature column(s) are not numeric here: "
+            + ", ".join(f"{c!r} ({src.sample_types[c]})" for c in bad)
+        )
+
+
+def _output_dir_targets(src: _Inputs, output_dir: str, io: IOOptions, inputs, stats_path) -> list[str]:
+    """One output path per input: same relative name, extension changed only by --output-format."""
+    if readers.STDIN in src.paths:
+        raise UsageError("--output-dir needs named input files, not stdin")
+    targets = []
+    for item in src.files:
+        rel = item.relative
+        if io.output_format:
+            fmt, comp = readers.formats.from_path(rel)
+            if fmt != io.output_format:
+                base = rel
+                for _ in range(2 if comp else 1):
+                    base = os.path.splitext(base)[0]
+                rel = base + ("." + io.output_format)
+        targets.append(os.path.join(output_dir, rel))
+    if len(set(targets)) != len(targets):
+        raise UsageError("--output-dir: two inputs have the same name; pass their folder instead")
+    for t in targets:
+        files.check_clobber(list(src.paths), output=t, stats=stats_path)
+    return targets

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import norm
 from .errors import StatsFileError
 from .training import TrainState
 
@@ -207,6 +208,52 @@ class Stats:
             state=state,
             provenance=d.get("provenance") or {},
         )
+
+
+def merge_stats(parts: list[Stats], sources: list[str]) -> Stats:
+    """Combine stats files of shards fitted separately, in the order given.
+
+    Whole-data statistics merge exactly (Chan et al.).  Running statistics are
+    those of one fit over the shards one after another, exactly so when every
+    shard but the last filled whole batches (see :func:`norm.merge_running`).
+    Features, eps, momentum, batch size and weight/bias must agree.
+    """
+    first = parts[0]
+    for part, src in zip(parts[1:], sources[1:]):
+        what = None
+        if part.columns != first.columns:
+            what = f"features differ ({', '.join(part.columns)} vs {', '.join(first.columns)})"
+        elif part.params.eps != first.params.eps:
+            what = f"eps differs ({part.params.eps!r} vs {first.params.eps!r})"
+        elif part.params.momentum != first.params.momentum:
+            what = f"momentum differs ({part.params.momentum!r} vs {first.params.momentum!r})"
+        elif part.params.batch_size != first.params.batch_size:
+            what = f"batch size differs ({part.params.batch_size} vs {first.params.batch_size})"
+        elif not (np.array_equal(part.weight, first.weight) and np.array_equal(part.bias, first.bias)):
+            what = "weight or bias differ"
+        if what:
+            raise StatsFileError(f"stats file {src}: cannot merge with {sources[0]}: {what}")
+    state = TrainState.initial(len(first.columns))
+    state.shift = np.where(first.state.count > 0, first.state.mean, 0.0)
+    for part in parts:
+        s = part.state
+        state.running_mean, state.running_var, state.tracked, state.init_weight = norm.merge_running(
+            state.running_mean, state.running_var, state.tracked, state.init_weight,
+            s.running_mean, s.running_var, s.tracked, s.init_weight, first.params.momentum,
+        )  # fmt: skip
+        state.num_batches_tracked += s.num_batches_tracked
+        # Means about the common shift keep their digits when the data sit far from 0.
+        mean_b = np.where(s.count > 0, s.mean - state.shift, np.nan)
+        state.count, state.mean_shifted, state.m2 = norm.merge_moments(
+            state.count, state.mean_shifted, state.m2, s.count, mean_b, s.m2
+        )
+        state.nan_count = state.nan_count + s.nan_count
+        state.min = np.fmin(state.min, s.min)
+        state.max = np.fmax(state.max, s.max)
+    merged = Stats(list(first.columns), first.params, first.weight.copy(), first.bias.copy(), state)
+    merged.provenance = {"merged_from": [dict(p.provenance, file=src) for p, src in zip(parts, sources)],
+                         "rows": sum(int(p.provenance.get("rows", 0) or 0) for p in parts)}  # fmt: skip
+    return merged
 
 
 def load_stats(path: str) -> Stats:
