@@ -26,7 +26,7 @@ from .stats import Params, Stats
 from .training import Trainer
 
 #: fit hands rows to the math in groups of whole batches of about this many rows.
-GROUP_ROWS = 1 << 16
+GROUP_ROWS = 1 << 14
 #: transform processes at most this many rows at a time by default.
 TRANSFORM_BATCH_ROWS = 65536
 
