@@ -86,7 +86,7 @@ Examples:
 Run 'bncli COMMAND --help' for a command's options.""")
 @click.version_option(__version__, "-V", "--version", prog_name="bncli")
 def cli():
-    """Batch-normalize tables (CSV, TSV, Parquet) exactly as torch.nn.BatchNorm1d does.
+    """Batch-normalize tables (CSV, TSV, Parquet) as torch.nn.BatchNorm1d does.
 
     'fit' normalizes each mini-batch with its own statistics (training mode) and
     saves running and exact whole-data statistics; 'transform' applies saved
@@ -114,7 +114,7 @@ def _io(input_format, output_format, delimiter, encoding, null_value, inf_policy
     )
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(short_help="Normalize in training mode; save the statistics.", context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   bncli fit sample_data/california_housing.csv -s stats.json -o housing.norm.csv
   bncli fit data.parquet -s stats.json -o /dev/null          # statistics only
@@ -194,7 +194,7 @@ def _resume_params(resume, params, reporter):
     return params
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(short_help="Apply saved statistics (inference mode), or undo them.", context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   bncli transform test.csv -s stats.json -o test.norm.csv
   bncli transform test.csv -s stats.json --use global > test.norm.csv
@@ -249,7 +249,7 @@ def transform(inputs, stats_path, output, use, inverse, batch_size, output_dir, 
     reporter.summary(summary.line("inverse-transform:" if inverse else "transform:"))
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(short_help="Show a stats file; with --data, before/after histograms.", context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   bncli inspect stats.json
   bncli inspect stats.json --data sample_data/california_housing.csv
@@ -292,7 +292,7 @@ def inspect(stats_path, data_path, use, bins, as_json, html_path, input_format, 
     )
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(short_help="Combine stats files of separately fitted shards.", context_settings=CONTEXT_SETTINGS, epilog="""\b
 Examples:
   bncli fit part1.csv -s s1.json -o /dev/null
   bncli fit part2.csv -s s2.json -o /dev/null
