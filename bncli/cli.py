@@ -13,7 +13,7 @@ import traceback
 import click
 
 from . import __version__, options
-from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, BncliError
+from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, BncliError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -76,14 +76,18 @@ def _usage(message: str) -> click.UsageError:
     return click.UsageError(message)
 
 
-@click.group(cls=BncliGroup, context_settings=CONTEXT_SETTINGS, epilog="""\b
+@click.group(
+    cls=BncliGroup,
+    context_settings=CONTEXT_SETTINGS,
+    epilog="""\b
 Examples:
   bncli fit train.csv -s stats.json -o train.norm.csv
   bncli transform test.parquet -s stats.json -o test.norm.parquet
   cat train.csv | bncli fit - -s stats.json | gzip > train.norm.csv.gz
   bncli inspect stats.json --data train.csv
 
-Run 'bncli COMMAND --help' for a command's options.""")
+Run 'bncli COMMAND --help' for a command's options.""",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="bncli")
 def cli():
     """Batch-normalize tables (CSV, TSV, Parquet) as torch.nn.BatchNorm1d does.
@@ -114,13 +118,17 @@ def _io(input_format, output_format, delimiter, encoding, null_value, inf_policy
     )
 
 
-@cli.command(short_help="Normalize in training mode; save the statistics.", context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(
+    short_help="Normalize in training mode; save the statistics.",
+    context_settings=CONTEXT_SETTINGS,
+    epilog="""\b
 Examples:
   bncli fit sample_data/california_housing.csv -s stats.json -o housing.norm.csv
   bncli fit data.parquet -s stats.json -o /dev/null          # statistics only
   bncli fit data.csv -s stats.json -b 128 --momentum 0.1 -C id,zip
   cat data.csv | bncli fit - -s stats.json | gzip > data.norm.csv.gz
-  bncli fit day2.csv -s all.json --resume day1.json          # continue a fit""")
+  bncli fit day2.csv -s all.json --resume day1.json          # continue a fit""",
+)
 @options.inputs
 @options.stats_out
 @options.output
@@ -194,13 +202,17 @@ def _resume_params(resume, params, reporter):
     return params
 
 
-@cli.command(short_help="Apply saved statistics (inference mode), or undo them.", context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(
+    short_help="Apply saved statistics (inference mode), or undo them.",
+    context_settings=CONTEXT_SETTINGS,
+    epilog="""\b
 Examples:
   bncli transform test.csv -s stats.json -o test.norm.csv
   bncli transform test.csv -s stats.json --use global > test.norm.csv
   bncli transform test.norm.csv -s stats.json --inverse -o test.restored.csv
   zcat big.csv.gz | bncli transform - -s stats.json | head
-  bncli transform 'days/*.csv' -s stats.json --output-dir normalized/""")
+  bncli transform 'days/*.csv' -s stats.json --output-dir normalized/""",
+)
 @options.inputs
 @options.stats_in
 @options.output
@@ -249,18 +261,34 @@ def transform(inputs, stats_path, output, use, inverse, batch_size, output_dir, 
     reporter.summary(summary.line("inverse-transform:" if inverse else "transform:"))
 
 
-@cli.command(short_help="Show a stats file; with --data, before/after histograms.", context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(
+    short_help="Show a stats file; with --data, before/after histograms.",
+    context_settings=CONTEXT_SETTINGS,
+    epilog="""\b
 Examples:
   bncli inspect stats.json
   bncli inspect stats.json --data sample_data/california_housing.csv
   bncli inspect stats.json --json | jq '.features[0]'
-  bncli inspect stats.json --data train.csv --html report.html""")
+  bncli inspect stats.json --data train.csv --html report.html""",
+)
 @click.argument("stats_path", metavar="STATS.json")
-@click.option("--data", "data_path", metavar="FILE", help="Also read FILE and draw each feature's histogram before and after transform.")
+@click.option(
+    "--data",
+    "data_path",
+    metavar="FILE",
+    help="Also read FILE and draw each feature's histogram before and after transform.",
+)
 @options.use
-@click.option("--bins", type=click.IntRange(2, 200), default=30, show_default=True, help="Histogram bins (with --data).")
+@click.option(
+    "--bins", type=click.IntRange(2, 200), default=30, show_default=True, help="Histogram bins (with --data)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the same information as JSON on stdout, for scripts.")
-@click.option("--html", "html_path", metavar="FILE.html", help="Also write the before/after histograms as a self-contained HTML page.")
+@click.option(
+    "--html",
+    "html_path",
+    metavar="FILE.html",
+    help="Also write the before/after histograms as a self-contained HTML page.",
+)
 @options.input_format
 @options.delimiter
 @options.encoding
@@ -292,12 +320,16 @@ def inspect(stats_path, data_path, use, bins, as_json, html_path, input_format, 
     )
 
 
-@cli.command(short_help="Combine stats files of separately fitted shards.", context_settings=CONTEXT_SETTINGS, epilog="""\b
+@cli.command(
+    short_help="Combine stats files of separately fitted shards.",
+    context_settings=CONTEXT_SETTINGS,
+    epilog="""\b
 Examples:
   bncli fit part1.csv -s s1.json -o /dev/null
   bncli fit part2.csv -s s2.json -o /dev/null
   bncli merge s1.json s2.json -o all.json      # = one fit over part1 then part2
-  bncli transform new.csv -s all.json --use global""")
+  bncli transform new.csv -s all.json --use global""",
+)
 @click.argument("stats_paths", nargs=-1, required=True, metavar="STATS.json...")
 @click.option("-o", "--output", "output", required=True, metavar="OUT.json", help="Merged stats file to write.")
 @options.verbose

@@ -55,9 +55,7 @@ def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return count, mean, m2
 
 
-def combine_moments(
-    count: np.ndarray, mean: np.ndarray, m2: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def combine_moments(count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Merge per-part (count, mean, M2) along the last axis into one set (Chan et al.).
 
     ``M2 = sum(M2_j) + sum(n_j * (mean_j - mean)^2)``: the exact multi-way form of
@@ -166,9 +164,7 @@ def fold_running(
     return new_mean, new_var, tracked + k_new, init_weight * keep
 
 
-def merge_running(
-    mean_a, var_a, tracked_a, init_a, mean_b, var_b, tracked_b, init_b, momentum: float | None
-):
+def merge_running(mean_a, var_a, tracked_a, init_a, mean_b, var_b, tracked_b, init_b, momentum: float | None):
     """Running statistics of stream A followed by stream B, from each one's own.
 
     Exact when A's updates all came from whole batches.  Cumulative

@@ -181,7 +181,9 @@ precision = click.option(
 verbose = click.option("-v", "--verbose", count=True, help="Print a summary line (and more with -vv).")
 quiet = click.option("-q", "--quiet", count=True, help="Print errors only (no warnings).")
 progress = click.option(
-    "--progress/--no-progress", default=None, help="Show a progress bar on stderr.  [default: when stderr is a terminal]"
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr.  [default: when stderr is a terminal]",
 )
 engine = click.option(
     "--engine",

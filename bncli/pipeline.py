@@ -121,7 +121,12 @@ class _Inputs:
                         chunk.table = chunk.table.append_column(key, arrays.repeat_string(value, chunk.table.num_rows))
                     yield chunk
                 self.rows_by_input.append(
-                    {"path": reader.source, "format": reader.format, "rows": rows, "bytes": readers._file_size(item.path)}
+                    {
+                        "path": reader.source,
+                        "format": reader.format,
+                        "rows": rows,
+                        "bytes": readers._file_size(item.path),
+                    }
                 )
             finally:
                 reader.close()
@@ -182,7 +187,10 @@ def select_features(columns, types, include, exclude, source) -> list[str]:
         bad = [c for c in include if not _is_numeric(types[c])]
         if bad:
             kinds = ", ".join(f"{c!r} ({types[c]})" for c in bad)
-            raise DataError(f"{source}: --columns names non-numeric column(s): {kinds}", hint="only numeric columns can be normalized")
+            raise DataError(
+                f"{source}: --columns names non-numeric column(s): {kinds}",
+                hint="only numeric columns can be normalized",
+            )
         wanted = set(include)
         features = [c for c in columns if c in wanted]
     else:
@@ -510,7 +518,7 @@ def _check_finite(stats: Stats, source: str) -> None:
         np.isfinite(s.mean) & np.isfinite(s.m2) & np.isfinite(s.running_mean) & np.isfinite(s.running_var)
     )
     if bad.any():
-        names = [c for c, b in zip(stats.columns, bad) if b]
+        names = [c for c, b in zip(stats.columns, bad, strict=True) if b]
         raise DataError(
             f"{source}: column(s) {', '.join(map(repr, names))}: values too large, their variance overflows float64",
             hint="rescale the column(s), or pass them through with --exclude",
@@ -587,11 +595,12 @@ def transform(
     batch_size = batch_size or TRANSFORM_BATCH_ROWS
     mean, var = stats.location_scale(use)
     eps, weight, bias = stats.params.eps, stats.weight, stats.bias
-    undefined = [c for c, m, v in zip(stats.columns, mean, var) if not (np.isfinite(m) and np.isfinite(v))]
+    defined = np.isfinite(mean) & np.isfinite(var)
+    undefined = [c for c, ok in zip(stats.columns, defined, strict=True) if not ok]
     if undefined:
         reporter.warn(f"no {use} statistics for {', '.join(map(repr, undefined))}; their output is missing")
     if inverse and (weight == 0).any():
-        zero = [c for c, w in zip(stats.columns, weight) if w == 0]
+        zero = [c for c, w in zip(stats.columns, weight, strict=True) if w == 0]
         raise DataError(f"cannot invert: weight is 0 for {', '.join(map(repr, zero))}")
     op = norm.denormalize if inverse else norm.normalize
     with ExitStack() as stack:
@@ -622,7 +631,9 @@ def transform(
             for only, out in plan:
                 for chunk in _prefetch(src.chunks(features, only=only)):
                     for start in range(0, chunk.table.num_rows, batch_size):
-                        part = readers.Chunk(chunk.table.slice(start, batch_size), chunk.source, chunk.first_row + start)
+                        part = readers.Chunk(
+                            chunk.table.slice(start, batch_size), chunk.source, chunk.first_row + start
+                        )
                         x = _features_array(part, features, io.inf)
                         table = _with_features(part.table, features, op(x, mean, var, eps, weight, bias))
                         out.write(table.drop_columns(drop) if drop else table)

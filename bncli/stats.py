@@ -65,7 +65,7 @@ class Stats:
     provenance: dict = field(default_factory=dict)
 
     @classmethod
-    def initial(cls, columns: list[str], params: Params) -> "Stats":
+    def initial(cls, columns: list[str], params: Params) -> Stats:
         f = len(columns)
         return cls(list(columns), params, np.ones(f), np.zeros(f), TrainState.initial(f))
 
@@ -106,7 +106,7 @@ class Stats:
                 "init_dominated": (s.count > 0) & (s.init_weight > INIT_WEIGHT_WARN),
                 "many_missing": (s.count > 0) & (s.nan_count > MISSING_WARN_FRACTION * total),
             }
-        return {k: [c for c, flag in zip(self.columns, mask) if flag] for k, mask in kinds.items()}
+        return {k: [c for c, flag in zip(self.columns, mask, strict=True) if flag] for k, mask in kinds.items()}
 
     # -- JSON ---------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -145,7 +145,7 @@ class Stats:
         return _dumps(self.to_dict()) + "\n"
 
     @classmethod
-    def from_dict(cls, d, source: str = "stats file") -> "Stats":
+    def from_dict(cls, d, source: str = "stats file") -> Stats:
         """Validate and load a parsed stats file; errors name ``source`` and the key."""
         r = _Reader(d, source)
         fmt = r.get(d, "format", str)
@@ -197,8 +197,10 @@ class Stats:
         state.min = r.vector(g, "min", f, "global.min")
         state.max = r.vector(g, "max", f, "global.max")
         if np.isnan(state.init_weight).any():
-            state.init_weight = np.where(state.tracked > 0, 0.0, 1.0) if momentum is None else (
-                (1.0 - params.momentum) ** state.tracked
+            state.init_weight = (
+                np.where(state.tracked > 0, 0.0, 1.0)
+                if momentum is None
+                else ((1.0 - params.momentum) ** state.tracked)
             )
         return cls(
             columns=list(columns),
@@ -219,7 +221,7 @@ def merge_stats(parts: list[Stats], sources: list[str]) -> Stats:
     Features, eps, momentum, batch size and weight/bias must agree.
     """
     first = parts[0]
-    for part, src in zip(parts[1:], sources[1:]):
+    for part, src in zip(parts[1:], sources[1:], strict=True):
         what = None
         if part.columns != first.columns:
             what = f"features differ ({', '.join(part.columns)} vs {', '.join(first.columns)})"
@@ -251,7 +253,7 @@ def merge_stats(parts: list[Stats], sources: list[str]) -> Stats:
         state.min = np.fmin(state.min, s.min)
         state.max = np.fmax(state.max, s.max)
     merged = Stats(list(first.columns), first.params, first.weight.copy(), first.bias.copy(), state)
-    merged.provenance = {"merged_from": [dict(p.provenance, file=src) for p, src in zip(parts, sources)],
+    merged.provenance = {"merged_from": [dict(p.provenance, file=src) for p, src in zip(parts, sources, strict=True)],
                          "rows": sum(int(p.provenance.get("rows", 0) or 0) for p in parts)}  # fmt: skip
     return merged
 
@@ -262,7 +264,9 @@ def load_stats(path: str) -> Stats:
         with open(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
-        raise StatsFileError(f"stats file {path}: no such file", hint="create it with 'bncli fit ... -s FILE'") from None
+        raise StatsFileError(
+            f"stats file {path}: no such file", hint="create it with 'bncli fit ... -s FILE'"
+        ) from None
     except IsADirectoryError:
         raise StatsFileError(f"stats file {path}: is a directory") from None
     except OSError as e:

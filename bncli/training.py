@@ -39,7 +39,7 @@ class TrainState:
     max: np.ndarray
 
     @classmethod
-    def initial(cls, n_features: int) -> "TrainState":
+    def initial(cls, n_features: int) -> TrainState:
         """The state of a fresh ``torch.nn.BatchNorm1d``: running mean 0, var 1."""
         f = n_features
         nan = np.full(f, np.nan)
@@ -118,9 +118,7 @@ class Trainer:
         if not want_output:
             return None
         # x - mean_B computed as (x - shift) - (mean_B - shift): exact where x is close to its mean.
-        y = norm.normalize(
-            blocks, mean_s, var_biased, self.eps, self.weight[:, None], self.bias[:, None]
-        )
+        y = norm.normalize(blocks, mean_s, var_biased, self.eps, self.weight[:, None], self.bias[:, None])
         return y.reshape(n_features, rows)
 
     def _set_shift(self, blocks: np.ndarray) -> None:

@@ -54,7 +54,12 @@ def csv_compatible(schema: pa.Schema) -> None:
         t = f.type
         if pa.types.is_dictionary(t):
             t = t.value_type
-        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        if (
+            pa.types.is_nested(t)
+            or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t)
+            or pa.types.is_fixed_size_binary(t)
+        ):
             raise DataError(
                 f"column {f.name!r} has type {f.type}, which CSV output cannot hold",
                 hint="write Parquet instead (e.g. -o out.parquet or --output-format parquet)",
@@ -64,7 +69,9 @@ def csv_compatible(schema: pa.Schema) -> None:
 class CsvWriter:
     """Write Arrow tables as CSV text to ``stream`` (a binary file object)."""
 
-    def __init__(self, stream, columns: list[str], delimiter: str = ",", precision: int | None = None, threads: int | None = None):
+    def __init__(
+        self, stream, columns: list[str], delimiter: str = ",", precision: int | None = None, threads: int | None = None
+    ):
         self._stream = stream
         self._delimiter = delimiter
         self._precision = precision

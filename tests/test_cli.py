@@ -107,10 +107,16 @@ def test_transform_passes_unfitted_columns_through(runner, small, tmp_path):
 
 
 def test_momentum_warning_names_features(runner, small, tmp_path):
-    result = runner.invoke(cli, ["fit", str(small), "-s", str(tmp_path / "s.json"), "--momentum", "0.1", "-o", "/dev/null"])
+    result = runner.invoke(
+        cli, ["fit", str(small), "-s", str(tmp_path / "s.json"), "--momentum", "0.1", "-o", "/dev/null"]
+    )
     assert result.exit_code == 0
-    assert "Warning: with --momentum 0.1, the running statistics of 'x', 'y', 'zip' still give up to 90%" in result.stderr
-    quiet = runner.invoke(cli, ["fit", str(small), "-s", str(tmp_path / "s.json"), "--momentum", "0.1", "-q", "-o", "/dev/null"])
+    assert (
+        "Warning: with --momentum 0.1, the running statistics of 'x', 'y', 'zip' still give up to 90%" in result.stderr
+    )
+    quiet = runner.invoke(
+        cli, ["fit", str(small), "-s", str(tmp_path / "s.json"), "--momentum", "0.1", "-q", "-o", "/dev/null"]
+    )
     assert quiet.stderr == ""
 
 
@@ -128,7 +134,10 @@ def test_shell_pipeline_fit_then_transform(tmp_path):
     r = sh("cat h.csv | bncli fit - -s s.json | gzip > fit.csv.gz", tmp_path)
     assert r.returncode == 0, r.stderr.decode()
     assert r.stderr == b""  # silent in a pipeline
-    assert gzip.decompress((tmp_path / "fit.csv.gz").read_bytes()) == bncli("fit", HOUSING, "-s", tmp_path / "x.json").stdout
+    assert (
+        gzip.decompress((tmp_path / "fit.csv.gz").read_bytes())
+        == bncli("fit", HOUSING, "-s", tmp_path / "x.json").stdout
+    )
     r = sh("bncli transform h.csv -s s.json | bncli transform - -s s.json --inverse > back.csv", tmp_path)
     assert r.returncode == 0, r.stderr.decode()
     orig = pacsv.read_csv(tmp_path / "h.csv")
@@ -193,7 +202,10 @@ def test_gzip_input_by_extension_and_by_sniffing(tmp_path):
     plain = bncli("fit", HOUSING, "-s", tmp_path / "p.json").stdout
     assert bncli("fit", gz, "-s", tmp_path / "g.json").stdout == plain
     assert bncli("fit", "-", "-s", tmp_path / "i.json", input=gz.read_bytes()).stdout == plain
-    assert json.loads((tmp_path / "g.json").read_text())["global"] == json.loads((tmp_path / "p.json").read_text())["global"]
+    assert (
+        json.loads((tmp_path / "g.json").read_text())["global"]
+        == json.loads((tmp_path / "p.json").read_text())["global"]
+    )
 
 
 def test_gzip_output_by_extension(tmp_path):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from bncli import pipeline
 from bncli.report import Reporter
 from bncli.stats import Params
+
 from reference import fit_reference, output_tolerance
 
 

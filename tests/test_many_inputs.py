@@ -72,7 +72,9 @@ def test_resume_equals_one_fit_over_the_concatenation(tmp_path, shards, momentum
     run("fit", shards[1], "-s", tmp_path / "b.json", "--resume", tmp_path / "a.json", "-o", "/dev/null", "-q")
     run("fit", shards[2], "-s", tmp_path / "c.json", "--resume", tmp_path / "b.json", "-o", "/dev/null", "-q")
     assert_same_stats(tmp_path / "c.json", tmp_path / "whole.json")
-    assert json.loads((tmp_path / "c.json").read_text())["params"]["momentum"] == (None if momentum == "cumulative" else 0.1)
+    assert json.loads((tmp_path / "c.json").read_text())["params"]["momentum"] == (
+        None if momentum == "cumulative" else 0.1
+    )
 
 
 def test_resume_after_a_partial_batch_starts_a_new_batch(tmp_path):
@@ -104,7 +106,9 @@ def test_merge_refuses_mismatched_files(tmp_path, shards):
     run("fit", shards[1], "-s", tmp_path / "b.json", "-o", "/dev/null", "-q", "--eps", "1e-3")
     run("fit", shards[1], "-s", tmp_path / "c.json", "-o", "/dev/null", "-q", "-C", "longitude")
     for other, what in (("b.json", "eps differs (0.001 vs 1e-05)"), ("c.json", "features differ")):
-        result = CliRunner().invoke(cli, ["merge", str(tmp_path / "a.json"), str(tmp_path / other), "-o", str(tmp_path / "m.json")])
+        result = CliRunner().invoke(
+            cli, ["merge", str(tmp_path / "a.json"), str(tmp_path / other), "-o", str(tmp_path / "m.json")]
+        )
         assert result.exit_code == 1
         assert f"Error: stats file {tmp_path / other}: cannot merge with" in result.stderr
         assert what in result.stderr
@@ -138,7 +142,9 @@ def test_hive_partitioned_parquet_dataset(tmp_path):
         (root / folder).mkdir(parents=True, exist_ok=True)
         pq.write_table(t.slice(start, length), root / folder / name)
     run("fit", root, "-s", tmp_path / "ds.json", "-o", tmp_path / "fit.parquet", "-q")
-    run("fit", REPO / "sample_data" / "california_housing.parquet", "-s", tmp_path / "one.json", "-o", "/dev/null", "-q")
+    run(
+        "fit", REPO / "sample_data" / "california_housing.parquet", "-s", tmp_path / "one.json", "-o", "/dev/null", "-q"
+    )
     assert stats(tmp_path / "ds.json")[:3] == stats(tmp_path / "one.json")[:3]
     out = pq.read_table(tmp_path / "fit.parquet")
     assert out.column_names == t.column_names + ["region"]
@@ -166,6 +172,8 @@ def test_inputs_with_different_columns_are_refused(tmp_path, shards):
 def test_parquet_parts_with_different_types_are_refused(tmp_path):
     pq.write_table(pa.table({"x": [1.0, 2.0], "tag": ["a", "b"]}), tmp_path / "a.parquet")
     pq.write_table(pa.table({"x": [3.0, 4.0], "tag": [1, 2]}), tmp_path / "b.parquet")
-    result = CliRunner().invoke(cli, ["fit", str(tmp_path), "-s", str(tmp_path / "s.json"), "-c", "x", "-o", "/dev/null"])
+    result = CliRunner().invoke(
+        cli, ["fit", str(tmp_path), "-s", str(tmp_path / "s.json"), "-c", "x", "-o", "/dev/null"]
+    )
     assert result.exit_code == 1
     assert "column 'tag' has type int64, but string in" in result.stderr

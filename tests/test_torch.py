@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 from bncli import pipeline  # noqa: E402
 from bncli.report import Reporter  # noqa: E402
 from bncli.stats import Params, load_stats  # noqa: E402
+
 from reference import batch_bounds, output_tolerance  # noqa: E402
 
 torch.set_num_threads(1)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bncli import pipeline
 from bncli.report import Reporter
 from bncli.stats import Params, load_stats
+
 from test_fit_reference import write_csv
 
 QUIET = Reporter(verbosity=-1)
