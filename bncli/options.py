@@ -175,7 +175,7 @@ inf = click.option(
 )
 precision = click.option(
     "--precision",
-    type=click.IntRange(1, 17),
+    type=click.IntRange(1, 15),
     help="Significant digits of normalized values in CSV output.  [default: all, exact round trip]",
 )
 verbose = click.option("-v", "--verbose", count=True, help="Print a summary line (and more with -vv).")

@@ -24,21 +24,28 @@ from .errors import DataError, OutputError
 
 
 def round_significant(y: np.ndarray, digits: int) -> np.ndarray:
-    """Round to ``digits`` significant decimal digits (NaN, 0 and inf unchanged).
+    """Round to ``digits`` (1 to 15) significant decimal digits (NaN, 0 and inf unchanged).
 
     The result is the float64 nearest the rounded decimal, so its shortest repr
-    (what the writer prints) has at most ``digits`` significant digits.
+    (what the writer prints) has at most ``digits`` significant digits.  Up to
+    15 digits the scaled value stays below 2**53, where rounding it is exact.
     """
+    if not 1 <= digits <= 15:
+        raise ValueError(f"digits must be 1 to 15, not {digits}")
     y = np.asarray(y, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mag = np.floor(np.log10(np.abs(y)))
     exp = digits - 1 - np.where(np.isfinite(mag), mag, 0.0)
-    exp = np.clip(exp, -300, 300)
-    # Multiply or divide by an exact power of ten, never by an inexact 10**-k.
-    p = np.power(10.0, np.abs(exp))
+    # Multiply or divide by an exact power of ten (10**k is exact up to k = 22),
+    # so that the quotient is the double nearest the rounded decimal.
+    p = np.power(10.0, np.minimum(np.abs(exp), 22))
     with np.errstate(invalid="ignore", over="ignore"):
         out = np.where(exp >= 0, np.round(y * p) / p, np.round(y / p) * p)
-    return np.where(np.isfinite(out), out, y)
+    out = np.where(np.isfinite(out), out, y)
+    rare = np.flatnonzero((np.abs(exp) > 22) & np.isfinite(y) & (y != 0))
+    for i in rare:  # far from 1: let Python's correctly rounded formatting do it
+        out[i] = float(f"{y[i]:.{digits - 1}e}")
+    return out
 
 
 def quote_field(text: str, delimiter: str) -> str:
