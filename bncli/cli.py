@@ -18,8 +18,18 @@ from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, BncliError
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class _PipeClosed(Exception):
+    """stdout's reader went away.  Not an OSError, so that click does not handle it first."""
+
+
 class BncliGroup(click.Group):
     """A click group whose ``main`` turns every failure into one stderr line and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -37,7 +47,7 @@ class BncliGroup(click.Group):
         except (click.Abort, KeyboardInterrupt):
             _echo_err("Aborted: interrupted; no output file was written.")
             sys.exit(EXIT_INTERRUPTED)
-        except BrokenPipeError:
+        except (BrokenPipeError, _PipeClosed):
             _silence_stdout()
             sys.exit(EXIT_BROKEN_PIPE)
         except BncliError as e:

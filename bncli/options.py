@@ -6,6 +6,7 @@ Only click is imported here: ``bncli --help`` must stay fast.
 from __future__ import annotations
 
 import codecs
+import math
 
 import click
 
@@ -121,9 +122,16 @@ momentum = click.option(
     help="Running-statistics momentum, PyTorch convention new = (1-m)*old + m*batch; "
     "'cumulative' is PyTorch's momentum=None (equal-weight average of batches).",
 )
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number", ctx, param)
+    return value
+
+
 eps = click.option(
     "--eps",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite,
     default=1e-5,
     show_default=True,
     help="Added to the variance before the square root.",

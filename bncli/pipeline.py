@@ -305,7 +305,14 @@ class _Output:
             self.sink.commit()
 
     def discard(self) -> None:
-        self.writer.abort() if hasattr(self, "writer") else None
+        if hasattr(self, "writer"):
+            self.writer.abort()
+        if self._compressed is not None:
+            try:  # close it now: left open, Arrow complains when it is collected at exit
+                self._compressed.close()
+            except (OSError, pa.ArrowException, ValueError):
+                pass
+            self._compressed = None
         if self.sink is not None:
             self.sink.discard()
 
@@ -490,7 +497,8 @@ def fit(
                 emit(group, batch)
             emit(full * batch % group, batch)
             emit(last, last, update=not (params.drop_last and tail))
-        _check_finite(stats, src.first.source)
+        with np.errstate(all="ignore"):
+            _check_finite(stats, src.first.source)
         summary.inputs = src.rows_by_input
         stats.provenance = _provenance(summary, stats.provenance if resume is not None else None)
         stats_file.write(stats.to_json().encode("utf-8"))

@@ -61,7 +61,8 @@ class TrainState:
     @property
     def mean(self) -> np.ndarray:
         """Exact whole-data mean (NaN where no value was seen)."""
-        return self.shift + self.mean_shifted
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self.shift + self.mean_shifted
 
 
 class Trainer:

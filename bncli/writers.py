@@ -44,7 +44,8 @@ def round_significant(y: np.ndarray, digits: int) -> np.ndarray:
     out = np.where(np.isfinite(out), out, y)
     rare = np.flatnonzero((np.abs(exp) > 22) & np.isfinite(y) & (y != 0))
     for i in rare:  # far from 1: let Python's correctly rounded formatting do it
-        out[i] = float(f"{y[i]:.{digits - 1}e}")
+        rounded = float(f"{y[i]:.{digits - 1}e}")
+        out[i] = rounded if np.isfinite(rounded) else y[i]  # 1.5e308 -> 2e308 would overflow
     return out
 
 
@@ -113,6 +114,9 @@ class CsvWriter:
 
     def _encode(self, table: pa.Table):
         table = self._prepare(table)
+        if table.num_columns == 1 and _has_empty(table.column(0)):
+            # A lone empty value would make an empty line, which readers skip.
+            return self._encode_quoted(table)
         sink = pa.BufferOutputStream()
         try:
             pacsv.write_csv(table, sink, write_options=self._options)
@@ -143,10 +147,21 @@ class CsvWriter:
                 quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
                 text = pc.if_else(needs, quoted, text)
             parts.append(pc.fill_null(text, ""))
+        if len(parts) == 1:
+            parts[0] = pc.if_else(pc.equal(parts[0], ""), '""', parts[0])
         lines = pc.binary_join_element_wise(*parts, d) if len(parts) > 1 else parts[0]
         lines = pc.binary_join_element_wise(lines, "", "\n")  # each line + "\n"
         chunks = lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]
         return b"".join(_string_bytes(chunk) for chunk in chunks)
+
+
+def _has_empty(col: pa.ChunkedArray) -> bool:
+    """Whether some value of ``col`` prints as an empty field."""
+    if col.null_count:
+        return True
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return pc.any(pc.equal(pc.utf8_length(col), 0)).as_py() or False
+    return False
 
 
 def _string_bytes(arr: pa.Array) -> bytes:

@@ -68,18 +68,25 @@ def test_tab_delimiter():
 
 @settings(max_examples=200, deadline=None)
 @given(
-    value=st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=-10, max_value=10),
+    # Beyond 1e307, rounding up may not be representable (2e308 overflows): kept as is.
+    value=st.floats(min_value=-1e307, max_value=1e307) | st.floats(min_value=-10, max_value=10),
     digits=st.integers(1, 15),
 )
 def test_round_significant(value, digits):
     got = float(writers.round_significant(np.array([value]), digits)[0])
-    want = float(f"{value:.{digits - 1}e}")  # Python's correctly rounded decimal formatting
-    if abs(value) < 1e-290 or abs(value) > 1e290:
-        return  # powers of ten out of double range: left to the exact fallback below
-    assert got == want or abs(got - want) <= 2 * np.spacing(want), (value, digits, got, want)
-    assert len(repr(abs(got)).split("e")[0].replace(".", "").strip("0")) <= max(digits, 1)
+    if value == 0:
+        assert got == 0
+        return
+    exponent = int(np.floor(np.log10(abs(value))))
+    unit = 10.0 ** (exponent - digits + 1)  # one unit in the last kept digit
+    # Within half a unit of the value (a near-tie may go either way) ...
+    assert abs(got - value) <= 0.5 * unit * (1 + 1e-9) + 2 * abs(np.spacing(value)), (value, digits, got)
+    # ... and printed with at most `digits` significant digits.
+    mantissa = repr(abs(got)).split("e")[0].replace(".", "").strip("0")
+    assert len(mantissa) <= digits, (value, digits, got)
 
 
 def test_precision_option_in_output():
     table = pa.table({"y": arrays.to_arrow(np.array([1.23456789, -0.000123456789, 98765.4321, np.nan]))})
-    assert encode(table, chunk_rows=2, threads=2, precision=3).decode() == "y\n1.23\n-0.000123\n98800\n\n"
+    # A lone missing value is written as "" (an empty line would be skipped by readers).
+    assert encode(table, chunk_rows=2, threads=2, precision=3).decode() == 'y\n1.23\n-0.000123\n98800\n""\n'
