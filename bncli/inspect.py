@@ -317,7 +317,8 @@ def scan_data(stats: Stats, path: str, *, use="running", bins=30, io=None, repor
                 f"{src.first.source}: fitted feature column(s) missing from the data: {', '.join(map(repr, missing))}",
                 hint="--data needs every column named in the stats file",
             )
-        pipeline._check_transform_input(src, features)  # e.g. a Parquet feature column that is not numeric
+        # e.g. a Parquet feature column that is not numeric
+        pipeline._check_transform_input(src.columns, src.sample_types, src.format, src.first.source, features)
         with np.errstate(all="ignore"), reporter.progress("inspect", src.total_bytes) as bar:
             for chunk in pipeline._prefetch(src.chunks(features)):
                 x = pipeline._features_array(chunk, features, io.inf)

@@ -144,13 +144,20 @@ def fold_running(
     bv = np.where(updates, batch_var, 0.0)
     if momentum is None:
         total = tracked + k_new
+        # ref + sum(batch - ref) / k: the cumulative mean, written as a correction
+        # so that large, nearly equal values keep their digits.  A feature's first
+        # update replaces the initial 0/1 entirely, so there the reference is its
+        # first batch (subtracting the initial variance 1 from a variance of 1e-4
+        # would cost four digits).
+        first = np.argmax(updates, axis=-1)[..., None]
+        fresh = (tracked == 0) & (k_new > 0)
+        ref_m = np.where(fresh, np.take_along_axis(bm, first, -1)[..., 0], running_mean)
+        ref_v = np.where(fresh, np.take_along_axis(bv, first, -1)[..., 0], running_var)
         with np.errstate(invalid="ignore", divide="ignore"):
-            # running + sum(batch - running) / k: the cumulative mean, written as
-            # a correction so that large, nearly equal values keep their digits.
-            dm = np.where(updates, bm - running_mean[..., None], 0.0).sum(axis=-1) / total
-            dv = np.where(updates, bv - running_var[..., None], 0.0).sum(axis=-1) / total
-        new_mean = np.where(k_new > 0, running_mean + dm, running_mean)
-        new_var = np.where(k_new > 0, running_var + dv, running_var)
+            dm = np.where(updates, bm - ref_m[..., None], 0.0).sum(axis=-1) / total
+            dv = np.where(updates, bv - ref_v[..., None], 0.0).sum(axis=-1) / total
+        new_mean = np.where(k_new > 0, ref_m + dm, running_mean)
+        new_var = np.where(k_new > 0, ref_v + dv, running_var)
         new_init = np.where(k_new > 0, 0.0, init_weight)
         return new_mean, new_var, total, new_init
     m = float(momentum)

@@ -122,6 +122,8 @@ momentum = click.option(
     help="Running-statistics momentum, PyTorch convention new = (1-m)*old + m*batch; "
     "'cumulative' is PyTorch's momentum=None (equal-weight average of batches).",
 )
+
+
 def _finite(ctx, param, value):
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"{value!r} is not a finite number", ctx, param)
@@ -198,7 +200,8 @@ engine = click.option(
     type=click.Choice(["local", "dask"]),
     default="local",
     show_default=True,
-    help="Run in this process, or on a Dask cluster (needs the bncli[dask] extra).",
+    help="Run in this process, or on a Dask cluster (needs the bncli[dask] extra). With dask: -o DIR/ writes "
+    "a Parquet dataset; CSV output only as one file (-o FILE.csv); no stdin input.",
 )
 scheduler = click.option(
     "--scheduler",

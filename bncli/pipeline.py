@@ -615,7 +615,7 @@ def transform(
         src = _Inputs(inputs, io)
         stack.callback(src.close)
         features = list(stats.columns)
-        _check_transform_input(src, features)
+        _check_transform_input(src.columns, src.sample_types, src.format, src.first.source, features)
         schema = _output_schema(src.columns, src.sample_types, features, src.format)
         drop: list[str] = []
         if output_dir is None:
@@ -654,18 +654,18 @@ def transform(
     return summary
 
 
-def _check_transform_input(src: _Inputs, features: list[str]) -> None:
-    missing = [c for c in features if c not in src.columns]
+def _check_transform_input(columns: list[str], types: dict, fmt: str, source: str, features: list[str]) -> None:
+    """Every fitted feature must be in the input, and numeric where the format says so."""
+    missing = [c for c in features if c not in columns]
     if missing:
         raise DataError(
-            f"{src.first.source}: fitted feature column(s) missing from the input: {', '.join(map(repr, missing))}",
+            f"{source}: fitted feature column(s) missing from the input: {', '.join(map(repr, missing))}",
             hint="transform needs every column named in the stats file",
         )
-    bad = [c for c in features if src.format == "parquet" and not _is_numeric(src.sample_types[c])]
+    bad = [c for c in features if fmt == "parquet" and not _is_numeric(types[c])]
     if bad:
         raise DataError(
-            f"{src.first.source}: feature column(s) are not numeric here: "
-            + ", ".join(f"{c!r} ({src.sample_types[c]})" for c in bad)
+            f"{source}: feature column(s) are not numeric here: " + ", ".join(f"{c!r} ({types[c]})" for c in bad)
         )
 
 
