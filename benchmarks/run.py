@@ -10,8 +10,10 @@ case as a separate process, round-robin within each repeat (the order rotates
 by one each repeat) so that machine noise hits all cases alike. Per case it
 reports the median wall time, the median CPU time (user+sys of the child and
 its children, from os.wait4), the peak RSS (ru_maxrss, max over repeats) and
-the wall-time ratio to the floor of the same format (benchmarks/floor.py: a
-pyarrow streaming read + write of the same table, no math).
+the wall- and CPU-time ratios to the floor of the same format
+(benchmarks/floor.py: a pyarrow streaming read + write of the same table, no
+math). Before each run it waits (--wait-idle) for other processes to leave
+the CPUs idle and notes the runs that started on a busy machine.
 
 Cases: bncli fit/transform (CSV -> CSV, CSV -> /dev/null, Parquet -> Parquet),
 the floors (also read-only), the peers of benchmarks/peers.py (pandas,
@@ -21,7 +23,11 @@ start-up time of `bncli --help`.
 Results are printed as markdown, saved as JSON under benchmarks/results/ and
 rendered into docs/benchmarks.md between the markers
 <!-- bench:results:start --> and <!-- bench:results:end --> (the rest of that
-file is left alone). The harness itself uses only the stdlib and pyarrow.
+file is left alone).
+
+The harness itself imports only the stdlib and generates data in a child
+process: on Linux a child's ru_maxrss starts at the RSS high-water mark of
+the parent that forked it, so a big harness would inflate every peak RSS.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -42,9 +49,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-import gen_data  # noqa: E402  (sibling module)
-
+DATA_DIR = HERE / "data"
 RESULTS_DIR = HERE / "results"
 DOCS_FILE = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
@@ -82,6 +87,7 @@ class Result:
     runs: list[Run] = field(default_factory=list)
     out_mb: float | None = None
     error: str | None = None
+    busy_starts: int = 0        # runs started while other processes kept the CPUs busy
 
     @property
     def wall(self) -> float:
@@ -173,10 +179,56 @@ def tail(path: Path, lines: int = 8) -> str:
         return ""
 
 
-def run_once(case: Case, result: Result, scratch: Path) -> bool:
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies over all CPUs from /proc/stat."""
+    with open("/proc/stat") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def cpu_busy(interval: float = 0.3) -> float:
+    """Fraction of all CPUs busy (with other processes) during `interval` seconds."""
+    try:
+        b0, t0 = _cpu_times()
+        time.sleep(interval)
+        b1, t1 = _cpu_times()
+    except OSError:
+        return 0.0
+    return (b1 - b0) / max(t1 - t0, 1)
+
+
+GIVE_UP_AFTER = 3        # waits in a row that time out before waiting stops
+_timeouts_in_row = 0
+
+
+def wait_idle(max_wait: float, threshold: float = 0.25) -> bool:
+    """Wait up to max_wait s for other load to drop below threshold; True if it did.
+
+    On a persistently busy machine (GIVE_UP_AFTER timeouts in a row) it only
+    samples once, so the suite still finishes in reasonable time; waiting
+    resumes as soon as one sample finds the CPUs idle.
+    """
+    global _timeouts_in_row
+    if max_wait <= 0:
+        return True
+    if _timeouts_in_row >= GIVE_UP_AFTER:
+        max_wait = 0.0
+    deadline = time.monotonic() + max_wait
+    while cpu_busy() >= threshold:
+        if time.monotonic() >= deadline:
+            _timeouts_in_row += 1
+            return False
+    _timeouts_in_row = 0
+    return True
+
+
+def run_once(case: Case, result: Result, scratch: Path, max_wait: float = 0.0) -> bool:
     """Time one run of a case into result; on failure record the error."""
     if case.output:
         Path(case.output).unlink(missing_ok=True)
+    if not wait_idle(max_wait):
+        result.busy_starts += 1
     log = scratch / "last.log"
     run = measure(case.argv, log)
     if run.rc != 0:
@@ -191,7 +243,8 @@ def run_once(case: Case, result: Result, scratch: Path) -> bool:
     return True
 
 
-def run_round_robin(cases: list[Case], repeat: int, scratch: Path) -> list[Result]:
+def run_round_robin(cases: list[Case], repeat: int, scratch: Path,
+                    max_wait: float = 0.0) -> list[Result]:
     """Every case once per repeat; the order rotates so no case is always first."""
     results = {c.name: Result(c.name, c.group, c.fmt) for c in cases}
     for r in range(repeat):
@@ -199,8 +252,35 @@ def run_round_robin(cases: list[Case], repeat: int, scratch: Path) -> list[Resul
         shift = r % len(cases)
         for case in cases[shift:] + cases[:shift]:
             if results[case.name].error is None:
-                run_once(case, results[case.name], scratch)
+                run_once(case, results[case.name], scratch, max_wait)
     return list(results.values())
+
+
+def load_notes(before: tuple, results: list[Result], max_wait: float) -> list[str]:
+    """Say how loaded the machine was; wall times are unreliable on a busy machine."""
+    after = os.getloadavg()
+    notes = [f"load average (1 min) {before[0]:.2f} before, {after[0]:.2f} after the runs"]
+    busy = sum(r.busy_starts for r in results)
+    total = sum(len(r.runs) for r in results)
+    if max_wait > 0 and busy:
+        notes.append(f"{busy} of {total} runs started while other processes kept the CPUs "
+                     f"busy (waited up to {max_wait:.0f} s): compare CPU times rather than wall")
+    return notes
+
+
+def generate_data(rows: int, data_dir: Path) -> dict[str, Path]:
+    """Run gen_data.py (a no-op for existing files) in a child; return its paths."""
+    proc = subprocess.run([sys.executable, str(HERE / "gen_data.py"), "--rows", str(rows),
+                           "--out-dir", str(data_dir), "--formats", "csv,parquet"],
+                          stdout=subprocess.PIPE, text=True, check=True)
+    csv, parquet = proc.stdout.split()
+    return {"csv": Path(csv), "parquet": Path(parquet)}
+
+
+def harness_rss_note() -> str:
+    """The floor under every child's ru_maxrss (see the module docstring)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return f"harness peak RSS {peak:.0f} MiB (a lower bound of every child's peak RSS)"
 
 
 def warm_cache(paths) -> None:
@@ -211,16 +291,18 @@ def warm_cache(paths) -> None:
                 pass
 
 
-def startup_times(bn: list[str] | None, runs: int) -> dict[str, float]:
+def startup_times(bn: list[str] | None, runs: int, max_wait: float = 0.0) -> dict[str, float]:
     """Median wall time of `bncli --help` and two interpreter references."""
     cmds = {"python -c pass": [sys.executable, "-c", "pass"],
             "python -c 'import pyarrow.csv, pyarrow.parquet'":
                 [sys.executable, "-c", "import pyarrow.csv, pyarrow.parquet"]}
     if bn:
-        cmds[shlex.join(bn + ["--help"])] = bn + ["--help"]
+        label = [Path(bn[0]).name if bn[0] != sys.executable else "python"] + bn[1:]
+        cmds[shlex.join(label + ["--help"])] = bn + ["--help"]
     out = {}
     for label, argv in cmds.items():
         walls = []
+        wait_idle(max_wait)
         for _ in range(runs):
             t0 = time.perf_counter()
             subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -295,19 +377,22 @@ def machine_info() -> dict:
 # reporting
 
 def suite_table(results: list[Result]) -> str:
-    floors = {r.fmt: r.wall for r in results if r.name == floor_name(r.fmt) and r.runs}
+    floors = {r.fmt: r for r in results if r.name == floor_name(r.fmt) and r.runs}
     lines = ["| case | wall s (median) | wall min–max | CPU s (median) | peak RSS MiB "
-             "| × floor (wall) | output MB |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| × floor wall | × floor CPU | output MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if not r.runs:
-            lines.append(f"| {r.name} | {r.error or 'skipped'} | | | | | |")
+            error = (r.error or "skipped").splitlines()[0].replace("|", "/")
+            lines.append(f"| {r.name} | {error} | | | | | | |")
             continue
         walls = [x.wall for x in r.runs]
-        ratio = f"{r.wall / floors[r.fmt]:.2f}" if r.fmt in floors else "–"
+        floor = floors.get(r.fmt)
+        ratio_wall = f"{r.wall / floor.wall:.2f}" if floor else "–"
+        ratio_cpu = f"{r.cpu / floor.cpu:.2f}" if floor else "–"
         out = f"{r.out_mb:.0f}" if r.out_mb is not None else "–"
         lines.append(f"| {r.name} | {r.wall:.2f} | {min(walls):.2f}–{max(walls):.2f} "
-                     f"| {r.cpu:.2f} | {r.rss_mb:.0f} | {ratio} | {out} |")
+                     f"| {r.cpu:.2f} | {r.rss_mb:.0f} | {ratio_wall} | {ratio_cpu} | {out} |")
     return "\n".join(lines)
 
 
@@ -321,7 +406,7 @@ def env_line(info: dict) -> str:
 
 def render_suite(doc: dict) -> str:
     results = [Result(r["name"], r["group"], r["fmt"], [Run(**x) for x in r["runs"]],
-                      r["out_mb"], r["error"]) for r in doc["results"]]
+                      r["out_mb"], r["error"], r.get("busy_starts", 0)) for r in doc["results"]]
     parts = [f"### {doc['rows']:,} rows, {doc['repeat']} repeats",
              "", env_line(doc["info"]), "",
              f"Command: `{doc['command']}` · inputs: CSV {doc['input_mb']['csv']:.0f} MB, "
@@ -346,8 +431,8 @@ def render_memory(doc: dict) -> str:
     for name, per in doc["cases"].items():
         a, b = per.get(small), per.get(big)
         if not a or not b:
-            lines.append(f"| {name} | {a and a['rss_mb'] or 'failed'} | "
-                         f"{b and b['rss_mb'] or 'failed'} | | | |")
+            cells = [f"{x['rss_mb']:.0f}" if x else "failed" for x in (a, b)]
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} | | | |")
             continue
         lines.append(f"| {name} | {a['rss_mb']:.0f} | {b['rss_mb']:.0f} | "
                      f"{b['rss_mb'] / a['rss_mb']:.2f} | {a['wall']:.2f} | {b['wall']:.2f} |")
@@ -368,7 +453,8 @@ def render_section() -> str:
     header = ("<!-- generated by `python benchmarks/run.py`; edit outside the markers -->\n"
               "Wall and CPU times are medians over repeats of whole processes "
               "(CPU = user+sys, all threads); peak RSS is ru_maxrss; × floor = wall time "
-              "divided by the pyarrow read+write floor of the same format.")
+              "divided by the pyarrow read+write floor of the same format (CPU likewise; "
+              "on a busy machine the CPU ratio is the steadier one).")
     return "\n\n".join([header] + blocks)
 
 
@@ -425,7 +511,7 @@ def select_cases(args, bn, data, scratch, notes) -> list[Case]:
 
 
 def suite(args, bn, bn_note, info) -> str:
-    data = gen_data.generate(args.rows, args.data_dir)
+    data = generate_data(args.rows, args.data_dir)
     scratch = RESULTS_DIR / f"scratch-{args.rows}"
     scratch.mkdir(parents=True, exist_ok=True)
     notes = [bn_note] if bn_note else []
@@ -434,9 +520,12 @@ def suite(args, bn, bn_note, info) -> str:
     if bn:
         cases = prepare_bncli(bn, cases, scratch, notes)
     repeat = args.repeat or 3
-    results = run_round_robin(cases, repeat, scratch)
+    load_before = os.getloadavg()
+    results = run_round_robin(cases, repeat, scratch, args.wait_idle)
+    notes.extend(load_notes(load_before, results, args.wait_idle))
+    notes.append(harness_rss_note())
     bn_ok = bn and any(c.group == "bncli" for c in cases)
-    startup = startup_times(bn if bn_ok else None, args.startup_runs)
+    startup = startup_times(bn if bn_ok else None, args.startup_runs, args.wait_idle)
     doc = {"rows": args.rows, "repeat": repeat, "command": _command(), "info": info,
            "input_mb": {k: p.stat().st_size / 1e6 for k, p in data.items()},
            "results": [dict(asdict(r)) for r in results], "notes": notes,
@@ -456,7 +545,7 @@ def memory_check(args, bn, bn_note, info) -> str:
     per_case: dict[str, dict] = {}
     notes = []
     for rows in args.memory_rows:
-        data = gen_data.generate(rows, args.data_dir)
+        data = generate_data(rows, args.data_dir)
         scratch = RESULTS_DIR / f"scratch-mem-{rows}"
         scratch.mkdir(parents=True, exist_ok=True)
         cases = [c for c in bncli_cases(bn, data, scratch) if c.output]
@@ -464,11 +553,15 @@ def memory_check(args, bn, bn_note, info) -> str:
         warm_cache(data.values())
         cases = prepare_bncli(bn, cases, scratch, notes)
         print(f"== {rows:,} rows", file=sys.stderr)
-        for r in run_round_robin(cases, repeat, scratch):
+        load_before = os.getloadavg()
+        results = run_round_robin(cases, repeat, scratch, args.wait_idle)
+        notes.extend(f"{rows:,} rows: {n}" for n in load_notes(load_before, results, args.wait_idle))
+        for r in results:
             if r.runs:
                 per_case.setdefault(r.name, {})[str(rows)] = {"rss_mb": r.rss_mb, "wall": r.wall}
         if not args.keep_outputs:
             shutil.rmtree(scratch, ignore_errors=True)
+    notes.append(harness_rss_note())
     doc = {"rows": list(args.memory_rows), "command": _command(), "info": info,
            "cases": per_case, "notes": notes}
     save("memory.json", doc)
@@ -494,8 +587,11 @@ def parse_args(argv=None):
     p.add_argument("--only", nargs="+", metavar="TEXT",
                    help="run only cases whose name contains one of TEXT (not saved)")
     p.add_argument("--no-peers", action="store_true", help="skip pandas/sklearn/polars/duckdb")
+    p.add_argument("--wait-idle", type=float, default=10.0, metavar="SECONDS",
+                   help="before each run wait up to SECONDS for other processes to leave "
+                        "the CPUs idle (default 10; 0 disables)")
     p.add_argument("--startup-runs", type=int, default=10, help="runs of `bncli --help`")
-    p.add_argument("--data-dir", type=Path, default=gen_data.DEFAULT_DIR,
+    p.add_argument("--data-dir", type=Path, default=DATA_DIR,
                    help="where input data is generated/reused")
     p.add_argument("--keep-outputs", action="store_true", help="keep outputs in benchmarks/results/")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
