@@ -12,6 +12,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` reports
 
+#: C0 controls and DEL as visible escapes (\n, \t, \x0b ...).
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}
+
 
 class BncliError(Exception):
     """A failure the user can act on: ``message`` says what and where, ``hint`` how."""
@@ -24,8 +27,13 @@ class BncliError(Exception):
         self.hint = hint
 
     def format(self) -> str:
-        """The single line printed on stderr (without the ``Error:`` prefix)."""
-        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+        """The single line printed on stderr (without the ``Error:`` prefix).
+
+        Control characters are escaped: names and values quoted from the data
+        (a header cell holding a line break, say) must not split the line.
+        """
+        text = f"{self.message} (hint: {self.hint})" if self.hint else self.message
+        return text.translate(_ESCAPES)
 
 
 class InputError(BncliError):

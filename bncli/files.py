@@ -9,6 +9,7 @@ exit status is the only signal of failure.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import stat
@@ -27,7 +28,8 @@ def is_null_device(path: str) -> bool:
 
 def same_file(a: str, b: str) -> bool:
     """True if two paths name one file (after ``./``, relative parts and symlinks,
-    or as hard links).  ``-`` (stdin/stdout) is never the same as anything."""
+    or as hard links).  ``-`` is never the same as a path, and /dev/null is
+    never the same as anything (it can take any number of writers)."""
     if STDOUT in (a, b) or is_null_device(a) or is_null_device(b):
         return False
     if os.path.realpath(a) == os.path.realpath(b):
@@ -38,6 +40,19 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
+def is_stdout(path: str) -> bool:
+    """``-``, or a path that reaches this process's stdout (/dev/stdout, /dev/fd/1,
+    or the very file or pipe stdout is redirected to)."""
+    if path == STDOUT:
+        return True
+    if is_null_device(path):
+        return False
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def check_clobber(inputs: list[str], **outputs: str | None) -> None:
     """Refuse (exit 2) when an output is an input, or two outputs are one file.
 
@@ -45,6 +60,10 @@ def check_clobber(inputs: list[str], **outputs: str | None) -> None:
     """
     named = [(k, v) for k, v in outputs.items() if v is not None]
     for key, path in named:
+        if key != "output" and path == STDOUT:
+            raise UsageError(f"--{key} cannot be '-'", hint=f"give --{key} a file path")
+        if not path:
+            raise UsageError(f"--{key} is empty", hint=f"give --{key} a file path")
         for src in inputs:
             if same_file(path, src):
                 raise UsageError(
@@ -53,8 +72,8 @@ def check_clobber(inputs: list[str], **outputs: str | None) -> None:
                 )
     for i, (k1, p1) in enumerate(named):
         for k2, p2 in named[i + 1 :]:
-            if same_file(p1, p2):
-                raise UsageError(f"--{k1} and --{k2} are the same file ({p1})")
+            if same_file(p1, p2) or (is_stdout(p1) and is_stdout(p2)):
+                raise UsageError(f"--{k1} and --{k2} are the same file ({p1})", hint="send them to different places")
 
 
 class AtomicFile:
@@ -69,7 +88,6 @@ class AtomicFile:
         self.path = path
         self.what = what
         self._tmp = None
-        directory = os.path.dirname(os.path.abspath(path))
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -77,22 +95,34 @@ class AtomicFile:
         except OSError as e:
             raise OutputError(f"{what} {path}: {e.strerror}") from None
         if st is not None and stat.S_ISDIR(st.st_mode):
-            raise OutputError(f"{what} {path}: is a directory")
+            raise OutputError(f"{what} {path}: is a directory", hint="give a file name")
         if st is not None and not stat.S_ISREG(st.st_mode):
             self.file = self._open_special(path)
             return
+        # Write through a symlink to its target, as open() would, rather than replace the link.
+        self._target = target = os.path.realpath(path)
+        directory = os.path.dirname(target)
         if not os.path.isdir(directory):
-            raise OutputError(f"{what} {path}: directory {directory} does not exist")
+            raise OutputError(f"{what} {path}: directory {directory} does not exist", hint="create it first")
+        if st is not None and not _writable(target):
+            # The rename would replace it regardless; open() would refuse, so do we.
+            raise OutputError(f"{what} {path}: permission denied (the file is read-only)")
         try:
-            fd, self._tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=_TMP_SUFFIX)
+            fd, self._tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(target) + ".", suffix=_TMP_SUFFIX)
         except PermissionError:
             raise OutputError(f"{what} {path}: permission denied (cannot write in {directory})") from None
         except OSError as e:
             raise OutputError(f"{what} {path}: cannot create: {e.strerror}") from None
-        # mkstemp makes 0600 files; give the result the mode a normal open() would.
-        mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
-        os.fchmod(fd, mode)
-        self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+        _LIVE_TEMPS.add(self._tmp)
+        try:
+            # mkstemp makes 0600 files; give the result the mode a normal open() would.
+            mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+            os.fchmod(fd, mode)
+            self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+        except BaseException:
+            os.close(fd)
+            self._remove_tmp()
+            raise
 
     def _open_special(self, path):
         try:
@@ -114,11 +144,15 @@ class AtomicFile:
                 os.fsync(self.file.fileno())
             self.file.close()
             if self._tmp:
-                os.replace(self._tmp, self.path)
+                os.replace(self._tmp, self._target)
+                _LIVE_TEMPS.discard(self._tmp)
                 self._tmp = None
         except OSError as e:
             self.discard()
             raise write_error(self.what, self.path, e) from None
+        except BaseException:
+            self.discard()
+            raise
 
     def discard(self) -> None:
         """Close and delete the temporary file; the target is left as it was."""
@@ -126,7 +160,11 @@ class AtomicFile:
             self.file.close()
         except OSError:
             pass
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
         if self._tmp:
+            _LIVE_TEMPS.discard(self._tmp)
             try:
                 os.unlink(self._tmp)
             except OSError:
@@ -172,6 +210,32 @@ def write_error(what: str, path: str, e: OSError) -> OutputError:
     if e.errno == errno.EPIPE:
         raise BrokenPipeError(e.errno, e.strerror)
     return OutputError(f"{what} {path}: cannot write: {e.strerror or e}")
+
+
+#: Temporary files not yet renamed or removed.  Normally discard() removes them;
+#: this catches the gaps (an interrupt between creating an AtomicFile and
+#: registering its cleanup, a library caller that forgets to discard).
+_LIVE_TEMPS: set[str] = set()
+
+
+@atexit.register
+def _remove_live_temps() -> None:
+    for tmp in list(_LIVE_TEMPS):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    _LIVE_TEMPS.clear()
+
+
+def _writable(path: str) -> bool:
+    """Whether this process may write ``path`` (judged with its effective ids, as open() is)."""
+    try:
+        if os.access in os.supports_effective_ids:
+            return os.access(path, os.W_OK, effective_ids=True)
+        return os.access(path, os.W_OK)
+    except OSError:
+        return True
 
 
 def _umask() -> int:

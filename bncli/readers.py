@@ -16,8 +16,10 @@ of the file is detected instead of silently swallowing the rest.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
+import functools
 import io
 import os
 import re
@@ -28,11 +30,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import formats
-from .errors import DataError, InputError, locate
+from .errors import DataError, InputError, UsageError, locate
 
 #: Tokens read as missing in feature columns (pandas' and pyarrow's defaults).
 DEFAULT_NULL_VALUES = (
@@ -40,7 +43,32 @@ DEFAULT_NULL_VALUES = (
     "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )  # fmt: skip
 
+
+def _quiet_interrupts() -> None:
+    """Make Ctrl-C reach Python as one KeyboardInterrupt, whatever thread is busy.
+
+    pyarrow swaps in its own SIGINT handler around some calls and restores the
+    previous one afterwards; with reading on a background thread that swap can
+    race with the main thread and an interrupt is lost (the run then finishes
+    with status 0) or kills the process outright.  Our pyarrow calls are short
+    (one chunk each), so Python's own handler is enough.  pandas, which pyarrow
+    imports lazily on its first conversion, is imported here on the main thread
+    for the same reason: an interrupt landing inside that import would surface
+    later as a confusing AttributeError from a half-imported module.
+    """
+    pa.enable_signal_handlers(False)
+    import pandas  # noqa: F401
+    import pyarrow.pandas_compat  # noqa: F401
+
+
+_quiet_interrupts()
+
 CHUNK_BYTES = 4 << 20
+#: pyarrow's parse block (its unit of parallelism); longer records are retried as one block.
+PARSE_BLOCK_BYTES = 1 << 20
+#: A record (in practice: a quoted field) longer than this is taken for a quote
+#: that is never closed, rather than read into memory to the end of the input.
+MAX_RECORD_BYTES = 64 << 20
 STDIN = "-"
 
 
@@ -99,6 +127,9 @@ class _Prefixed(io.RawIOBase):
         b[: len(data)] = data
         return len(data)
 
+    def tell(self):
+        return self._rest.tell() - len(self._head)
+
 
 class _Transcoder(io.RawIOBase):
     """Decode a byte stream from ``encoding`` and re-encode it as UTF-8, incrementally."""
@@ -106,6 +137,7 @@ class _Transcoder(io.RawIOBase):
     def __init__(self, raw, encoding: str, source: str):
         self._raw = raw
         self._dec = codecs.getincrementaldecoder(encoding)(errors="strict")
+        self._encoding = encoding
         self._source = source
         self._offset = 0
 
@@ -116,9 +148,10 @@ class _Transcoder(io.RawIOBase):
         data = self._raw.read(n if n and n > 0 else CHUNK_BYTES)
         try:
             text = self._dec.decode(data, final=not data)
-        except UnicodeDecodeError as e:
+        except UnicodeError as e:  # UnicodeDecodeError, or e.g. UTF-16 without a byte order mark
+            at = f"byte {self._offset + e.start}" if isinstance(e, UnicodeDecodeError) else f"bytes near {self._offset}"
             raise DataError(
-                f"{self._source}: cannot decode byte {self._offset + e.start} as {self._dec.__class__.__module__.split('.')[-1]}",
+                f"{self._source}: cannot decode {at} as {self._encoding} ({e.reason if hasattr(e, 'reason') else e})",
                 hint="check the file's encoding and pass it with --encoding",
             ) from None
         self._offset += len(data)
@@ -127,6 +160,16 @@ class _Transcoder(io.RawIOBase):
 
 def _display(path: str) -> str:
     return "<stdin>" if path == STDIN else path
+
+
+def _delimiter_byte(delimiter: str) -> bytes:
+    """The delimiter as the single byte pyarrow splits on (text reaches it as UTF-8)."""
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        raise UsageError(
+            f"--delimiter {delimiter!r} cannot be used",
+            hint="the delimiter must be one ASCII character other than a quote or a line break",
+        )
+    return delimiter.encode("ascii")
 
 
 def open_input(path: str):
@@ -148,16 +191,48 @@ def open_input(path: str):
 def detect_format(path: str, fmt: str | None, fh) -> tuple[str, str | None, object]:
     """Settle (format, compression) for an open input; returns a stream to read from.
 
-    For stdin the first bytes are sniffed and put back in front of the stream.
+    The first bytes are sniffed and put back in front of the stream.  They
+    decide for stdin and unknown extensions, and also when a file named like
+    plain CSV holds compressed or Parquet bytes (``data.csv`` that is really
+    gzip), which would otherwise fail with a baffling encoding error.
     """
     ext_fmt, compression = formats.from_path(path) if path != STDIN else (None, None)
-    if path == STDIN or (ext_fmt is None and compression is None):
-        head = fh.read(4)
-        fh = _Prefixed(head, fh)
-        sniffed, sniffed_comp = formats.sniff(head)
-        compression = compression or sniffed_comp
-        ext_fmt = ext_fmt or (sniffed if not sniffed_comp else None)
-    return fmt or ext_fmt or "csv", compression, fh
+    if compression is not None or (fmt == "parquet" and path != STDIN):
+        return fmt or ext_fmt or "csv", compression, fh
+    head = _read_head(fh, path, 16)
+    fh = _Prefixed(head, fh)
+    sniffed, sniffed_comp = _sniff(head, path)
+    if path == STDIN or ext_fmt is None:
+        return fmt or (sniffed if not sniffed_comp else None) or "csv", sniffed_comp, fh
+    if fmt in (None, "csv", "tsv") and sniffed_comp:
+        return fmt or ext_fmt, sniffed_comp, fh
+    if fmt is None and ext_fmt != "parquet" and sniffed == "parquet":
+        return "parquet", None, fh
+    return fmt or ext_fmt, None, fh
+
+
+def _read_head(fh, path: str, n: int) -> bytes:
+    try:
+        return fh.read(n) or b""
+    except OSError as e:
+        raise InputError(f"{_display(path)}: cannot read: {e.strerror or e}") from None
+
+
+def _sniff(head: bytes, path: str) -> tuple[str, str | None]:
+    """formats.sniff, but bzip2 only with its full signature (CSV text may begin
+    with "BZh") and a named file as Parquet only if it also ends in PAR1."""
+    sniffed, comp = formats.sniff(head)
+    if comp == "bz2" and not re.match(rb"BZh[1-9]1AY&SY", head):
+        return "csv", None
+    if sniffed == "parquet" and path != STDIN and os.path.isfile(path):
+        try:
+            with open(path, "rb") as f:
+                f.seek(-4, os.SEEK_END)
+                if f.read(4) != b"PAR1":
+                    return "csv", None
+        except OSError:
+            return "csv", None
+    return sniffed, comp
 
 
 def open_reader(path: str, fmt: str | None = None, dialect: CsvDialect | None = None, chunk_bytes=CHUNK_BYTES):
@@ -199,6 +274,8 @@ class CsvReader:
         self.format = fmt
         self.dialect = dialect
         self.chunk_bytes = chunk_bytes
+        self._quoting = _quote_rules(_delimiter_byte(dialect.delimiter))
+        self._row = 1  # data row number of the first record in ``_pending``
         self._fh = fh
         self._raw = fh
         stream = fh
@@ -251,16 +328,19 @@ class CsvReader:
             if not self._eof and len(buf) < self.chunk_bytes:
                 self._read_more(self.chunk_bytes)
                 continue
+            literal = _literal_quotes(buf, self._quoting)
             if self._eof:
                 self._pending = b""
-                if buf and buf.count(b'"') % 2:
-                    self._unterminated_quote(buf)
+                if buf and _structural_quotes(buf, literal, 0, len(buf)) % 2:
+                    self._unterminated_quote(buf, literal)
                 return buf or None
-            cut = _record_boundary(buf, self._newline)
+            cut = _record_boundary(buf, literal)
             if cut > 0:
                 self._pending = buf[cut:]
                 return buf[:cut]
-            # One record longer than a chunk: read on until it ends.
+            # One record longer than a chunk: read on until it ends, within reason.
+            if len(buf) >= max(MAX_RECORD_BYTES, self.chunk_bytes):
+                self._unterminated_quote(buf, literal, eof=False)
             self._read_more(max(self.chunk_bytes, len(buf)))
 
     # -- header ----------------------------------------------------------------------
@@ -276,16 +356,17 @@ class CsvReader:
             self._pending = self._pending.lstrip(b"\r\n")
         if not self._pending:
             raise DataError(f"{self.source}: empty input (no header row)")
-        self._newline = b"\n" if b"\n" in self._pending else b"\r"
         while True:
-            end = _first_record_end(self._pending, self._newline)
+            literal = _literal_quotes(self._pending, self._quoting)
+            end = _first_record_end(self._pending, literal, final=self._eof)
             if end >= 0 or self._eof:
                 break
+            if len(self._pending) >= max(MAX_RECORD_BYTES, self.chunk_bytes):
+                self._unterminated_quote(self._pending, literal, eof=False, header=True)
             self._read_more(self.chunk_bytes)
-            self._newline = b"\n" if b"\n" in self._pending else b"\r"
         if end < 0:
-            if self._pending.count(b'"') % 2:
-                self._unterminated_quote(self._pending, header=True)
+            if _structural_quotes(self._pending, literal, 0, len(self._pending)) % 2:
+                self._unterminated_quote(self._pending, literal, header=True)
             end = len(self._pending)
         header, self._pending = self._pending[:end], self._pending[end:]
         try:
@@ -320,10 +401,19 @@ class CsvReader:
 
     # -- parsing ------------------------------------------------------------------------
     def _parse(self, raw: bytes, column_types: dict | None) -> pa.Table:
+        try:
+            return self._read_csv(raw, column_types, PARSE_BLOCK_BYTES)
+        except pa.ArrowInvalid as e:
+            if "straddl" not in str(e):
+                raise
+        # A record longer than pyarrow's parse block: read the run as one block.
+        return self._read_csv(raw, column_types, len(raw) + 1)
+
+    def _read_csv(self, raw: bytes, column_types: dict | None, block_size: int) -> pa.Table:
         quoted = b'"' in raw
         return pacsv.read_csv(
             pa.py_buffer(raw),
-            read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=True, block_size=1 << 20),
+            read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=True, block_size=block_size),
             parse_options=pacsv.ParseOptions(delimiter=self.dialect.delimiter, newlines_in_values=quoted),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types,
@@ -349,15 +439,32 @@ class CsvReader:
             if table.num_rows:
                 yield Chunk(table, self.source, row)
             row += table.num_rows
+            self._row = row
             raw = self._next_raw()
 
     # -- errors ---------------------------------------------------------------------
-    def _unterminated_quote(self, buf: bytes, header: bool = False):
-        where = "in the header" if header else "in the last record"
-        opened = _excerpt(buf[buf.rfind(b'"') :])
+    def _unterminated_quote(self, buf: bytes, literal: list[int], eof: bool = True, header: bool = False):
+        """Stop on a quoted field that never closes, naming the row and column where it opens.
+
+        pyarrow would silently read everything after such a quote as one value;
+        a quote left open in mid-file makes one "record" grow without end.
+        """
+        start = _record_boundary(buf, literal)
+        opener = _open_quote(buf, start, self._quoting)
+        text = buf[start:opener].decode("utf-8", errors="replace")
+        if header:
+            where, column = self.source + ", header", None
+        else:
+            where = locate(self.source, self._row + _count_records(buf[:start], self.dialect.delimiter))
+            fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=self.dialect.delimiter, strict=False), [])
+            index = max(len(fields) - 1, 0)
+            column = self.columns[index] if index < len(self.columns) else None
+        if column is not None:
+            where += f", column {column!r}"
+        runs = "to the end of the input" if eof else f"on for more than {MAX_RECORD_BYTES >> 20} MiB"
         raise DataError(
-            f"{self.source}: unterminated quoted field {where}: the quote before {opened} is never closed",
-            hint="the file may be truncated, or contain a stray quote character",
+            f"{where}: quoted field {_excerpt(buf[opener:])} is never closed (it runs {runs})",
+            hint='the file may be truncated; a quote inside a quoted field must be doubled ("")',
         )
 
     def _raise_parse_error(self, raw: bytes, first_row: int, exc: Exception, types=None):
@@ -366,12 +473,11 @@ class CsvReader:
         if m:
             col = self.columns[int(m.group(1))]
             value = m.group(3)
-            row = self._find_bad_value(raw, col, m.group(2))
-            hint = f"pass this column through unchanged with --exclude {col!r}" if m.group(2) == "double" else None
+            row = self._find_bad_value(raw, col, m.group(2), value)
             raise DataError(
                 f"{locate(self.source, None if row is None else first_row + row, col)}: "
                 f"{_short(value)!r} is not a number",
-                hint=hint,
+                hint=_not_a_number_hint(col, value),
             ) from None
         m = re.search(r"CSV column #(\d+): CSV conversion error to string: invalid UTF8", msg)
         if m or "invalid UTF8" in msg:
@@ -396,7 +502,7 @@ class CsvReader:
         try:
             t = pacsv.read_csv(
                 pa.py_buffer(raw),
-                read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=False),
+                read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=False, block_size=len(raw) + 1),
                 parse_options=pacsv.ParseOptions(delimiter=self.dialect.delimiter, newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types, null_values=list(self.dialect.null_values), strings_can_be_null=True
@@ -406,11 +512,15 @@ class CsvReader:
             return None
         return t.column(col).combine_chunks()
 
-    def _find_bad_value(self, raw: bytes, col: str, target: str) -> int | None:
-        """0-based row in ``raw`` of the first value of ``col`` that does not convert."""
+    def _find_bad_value(self, raw: bytes, col: str, target: str, value: str) -> int | None:
+        """0-based row in ``raw`` of the first value of ``col`` that does not convert:
+        the first occurrence of the value pyarrow named, else found by bisection."""
         arr = self._string_column(raw, col)
         if arr is None:
             return None
+        i = pc.index(arr, value).as_py()
+        if i is not None and i >= 0:
+            return i
         to = pa.float64() if target == "double" else pa.type_for_alias(target)
         return _first_failure(arr, lambda a: a.cast(to))
 
@@ -430,6 +540,14 @@ class CsvReader:
                 return row, len(fields)
             row += 1
         return None, None
+
+
+def _not_a_number_hint(col: str, value: str) -> str:
+    token = value if re.fullmatch(r"[\w.?*/+-]+", value) else repr(value)
+    return (
+        f"if {_short(value)!r} means a missing value, add --null-value {_short(token)}; "
+        f"to keep {col!r} as text, fit with --exclude {col!r}"
+    )
 
 
 def _first_failure(arr: pa.Array, check) -> int | None:
@@ -454,40 +572,181 @@ def _first_failure(arr: pa.Array, check) -> int | None:
     return lo
 
 
-def _record_boundary(buf: bytes, newline: bytes) -> int:
-    """Offset just past the last newline of ``buf`` that lies outside quotes (0 if none).
+# -- quoting -----------------------------------------------------------------------
+#
+# pyarrow (like Python's csv module) treats a quote as opening a quoted field
+# only at the start of a field; inside one, "" is a literal quote and a single
+# quote closes it; anything else is literal, so 5"10 or "a" b" hold literal
+# quotes.  Records are cut by quote parity, which is exact once those literal
+# quotes are left out of the count.  Finding them is a single regular
+# expression match over the buffer (C speed) when the quoting is regular, which
+# it nearly always is; only stray quotes cost a step of Python each.
 
-    ``buf`` starts outside quotes.  Quote parity decides: with RFC 4180 quoting,
-    an escaped quote is doubled, so a newline is a record boundary exactly when
-    an even number of quote characters precede it.
-    """
-    p = buf.rfind(newline)
-    if p < 0:
-        return 0
+
+@dataclass(frozen=True)
+class _QuoteRules:
+    regular: re.Pattern  # everything up to the first quote that breaks RFC 4180 quoting
+    quoted: re.Pattern  # a quoted section: opening quote to closing quote (or the end)
+    rest: re.Pattern  # the rest of a field
+    separators: frozenset  # bytes after which a field starts
+
+
+#: Possessive quantifiers (Python 3.11+) keep the match linear and its memory flat;
+#: the patterns are written so that plain greedy ones stay linear too.
+_POSSESSIVE = b"+" if sys.version_info >= (3, 11) else b""
+
+
+@functools.lru_cache(maxsize=8)
+def _quote_rules(delimiter: bytes) -> _QuoteRules:
+    d = re.escape(delimiter)
+    sep = b"[^" + d + rb"\r\n]"
+    star, plus = b"*" + _POSSESSIVE, b"+" + _POSSESSIVE
+    body = b'[^"]' + star + b'(?:""[^"]' + star + b")" + star
+    field_start, field_end = rb"(?<!" + sep + b")", rb"(?!" + sep + b")"
+    quoted = b'"' + body + rb'(?:"' + field_end + rb"|\Z)"
+    return _QuoteRules(
+        regular=re.compile(b'(?:[^"]' + plus + b"|" + field_start + quoted + b")" + star),
+        quoted=re.compile(b'"' + body + b'(")?'),
+        rest=re.compile(sep + star),
+        separators=frozenset(delimiter + b"\r\n"),
+    )
+
+
+def _literal_quotes(buf: bytes, rules: _QuoteRules) -> list[int]:
+    """Sorted offsets of the quote characters in ``buf`` that neither open nor close
+    a quoted field (``buf`` starts at a record boundary)."""
     if b'"' not in buf:
-        return p + 1
-    odd = buf.count(b'"', 0, p) & 1
-    while odd:
-        q = buf.rfind(newline, 0, p)
-        if q < 0:
-            return 0
-        odd ^= buf.count(b'"', q, p) & 1
-        p = q
-    return p + 1
-
-
-def _first_record_end(buf: bytes, newline: bytes) -> int:
-    """Offset just past the first newline outside quotes (-1 if none yet)."""
-    start = 0
-    odd = 0
+        return []
+    literal: list[int] = []
+    n = len(buf)
+    pos = 0
     while True:
-        p = buf.find(newline, start)
-        if p < 0:
-            return -1
-        odd ^= buf.count(b'"', start, p) & 1
-        if not odd:
+        pos = rules.regular.match(buf, pos).end()
+        if pos >= n:
+            return literal
+        # buf[pos] is a quote that breaks the regular form.
+        if pos == 0 or buf[pos - 1] in rules.separators:
+            # It opens a field, but text follows its closing quote: skip the quoted part.
+            pos = rules.quoted.match(buf, pos).end()
+            if pos >= n:
+                return literal
+        end = rules.rest.match(buf, pos).end()
+        q = buf.find(b'"', pos, end)
+        while q >= 0:
+            literal.append(q)
+            q = buf.find(b'"', q + 1, end)
+        pos = end
+
+
+def _structural_quotes(buf: bytes, literal: list[int], start: int, end: int) -> int:
+    """How many quotes in ``buf[start:end]`` open or close fields (or are doubled)."""
+    n = buf.count(b'"', start, end)
+    if literal:
+        n -= bisect.bisect_left(literal, end) - bisect.bisect_left(literal, start)
+    return n
+
+
+def _record_boundary(buf: bytes, literal: list[int] = ()) -> int:
+    """Offset just past the last line break (CR or LF, as for pyarrow) of ``buf`` that
+    lies outside quotes (0 if none).
+
+    ``buf`` starts outside quotes.  With RFC 4180 quoting the quoted stretches
+    run from each even-numbered quote to the next (an escaped "" is two
+    adjacent quotes, so it adds no gap), ``literal`` quotes aside.  Walking back
+    over those stretches costs one step per quoted field skipped, however many
+    lines they hold.  A cut between the CR and LF of a CRLF is harmless: the LF
+    then starts the next run as an empty line, which the parser skips.
+    """
+    end = len(buf)
+    if b'"' not in buf:
+        return _last_line_break(buf, 0, end) + 1
+    if _structural_quotes(buf, literal, 0, end) & 1:
+        end = _prev_quote(buf, literal, end)  # the tail after the last quote is inside it
+    while True:
+        closer = _prev_quote(buf, literal, end)
+        p = _last_line_break(buf, closer + 1, end)
+        if p >= 0:
             return p + 1
-        start = p + 1
+        if closer < 0:
+            return 0
+        end = _prev_quote(buf, literal, closer)  # skip the quoted stretch
+        if end < 0:
+            return 0
+
+
+def _first_record_end(buf: bytes, literal: list[int] = (), final: bool = True) -> int:
+    """Offset just past the line break (CR, LF or CRLF) that ends the first record
+    (-1 if none yet; a CR at the very end is undecided unless ``final``)."""
+    start = 0
+    while True:
+        opener = _next_quote(buf, literal, start)
+        p = _first_line_break(buf, start, len(buf) if opener < 0 else opener)
+        if p >= 0:
+            if buf[p : p + 1] == b"\r":
+                if p + 1 == len(buf) and not final:
+                    return -1
+                if buf[p + 1 : p + 2] == b"\n":
+                    return p + 2
+            return p + 1
+        if opener < 0:
+            return -1
+        closer = _next_quote(buf, literal, opener + 1)
+        if closer < 0:
+            return -1
+        start = closer + 1
+
+
+def _last_line_break(buf: bytes, start: int, end: int) -> int:
+    return max(buf.rfind(b"\n", start, end), buf.rfind(b"\r", start, end))
+
+
+def _first_line_break(buf: bytes, start: int, end: int) -> int:
+    lf, cr = buf.find(b"\n", start, end), buf.find(b"\r", start, end)
+    return min(lf, cr) if lf >= 0 and cr >= 0 else max(lf, cr)
+
+
+def _is_literal(literal: list[int], q: int) -> bool:
+    i = bisect.bisect_left(literal, q)
+    return i < len(literal) and literal[i] == q
+
+
+def _prev_quote(buf: bytes, literal: list[int], before: int) -> int:
+    """The last structural quote before offset ``before`` (-1 if none)."""
+    q = buf.rfind(b'"', 0, before)
+    while q >= 0 and literal and _is_literal(literal, q):
+        q = buf.rfind(b'"', 0, q)
+    return q
+
+
+def _next_quote(buf: bytes, literal: list[int], start: int) -> int:
+    """The first structural quote at or after ``start`` (-1 if none)."""
+    q = buf.find(b'"', start)
+    while q >= 0 and literal and _is_literal(literal, q):
+        q = buf.find(b'"', q + 1)
+    return q
+
+
+def _open_quote(buf: bytes, start: int, rules: _QuoteRules) -> int:
+    """Offset of the quote that opens the field left open at the end of ``buf``;
+    ``start`` is the boundary of the record it belongs to."""
+    pos = start
+    while True:
+        q = buf.find(b'"', pos)
+        if q < 0:
+            return start
+        if q == 0 or buf[q - 1] in rules.separators:
+            m = rules.quoted.match(buf, q)
+            if m.group(1) is None:
+                return q
+            pos = m.end()
+        else:
+            pos = q + 1  # a literal quote inside an unquoted field
+
+
+def _count_records(buf: bytes, delimiter: str) -> int:
+    """Data rows in ``buf`` as pyarrow counts them (blank lines are skipped)."""
+    text = buf.decode("utf-8", errors="replace")
+    return sum(1 for fields in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False) if fields)
 
 
 def _short(value: str, limit: int = 40) -> str:
@@ -537,6 +796,9 @@ class ParquetReader:
         else:
             fh.close()
             target = path
+        if os.path.isfile(target) and os.path.getsize(target) == 0:
+            self.close()
+            raise DataError(f"{self.source}: empty input (0 bytes, not a Parquet file)")
         try:
             self._pf = pq.ParquetFile(target)
             schema = self._pf.schema_arrow
@@ -567,6 +829,8 @@ class ParquetReader:
         row = 1
         meta = self._pf.metadata
         for rg in range(self._pf.num_row_groups):
+            expected, first = meta.row_group(rg).num_rows, row
+            self._check_nested_size(rg)
             try:
                 batches = self._pf.iter_batches(batch_size=65536, row_groups=[rg], use_threads=True)
                 for batch in batches:
@@ -584,10 +848,38 @@ class ParquetReader:
                     raise
                 raise InputError(
                     f"{self.source}: cannot read row group {rg + 1} of {self._pf.num_row_groups} "
-                    f"(rows from {row}): {_first_line(e)}"
+                    f"(rows from {row}): {_first_line(e)}",
+                    hint="the file is damaged or uses a feature pyarrow cannot read",
                 ) from None
+            if row - first < expected:
+                # Seen with corrupt files: pyarrow yields fewer rows than the footer
+                # promises, without an error.  Rows would silently go missing.
+                raise InputError(
+                    f"{self.source}: row group {rg + 1} of {self._pf.num_row_groups} holds {expected} rows "
+                    f"but only {row - first} could be read",
+                    hint="the file is damaged; rewrite it from its source",
+                )
             self.bytes_read = sum(meta.row_group(i).total_byte_size for i in range(rg + 1))
         del fset
+
+    def _check_nested_size(self, rg: int) -> None:
+        """Refuse, before decoding, a nested column whose data in one row group exceed 2 GiB.
+
+        pyarrow cannot return such a column (nested data cannot be split into
+        chunks) and fails only after decoding it, which takes long and as much memory.
+        """
+        group = self._pf.metadata.row_group(rg)
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            name = chunk.path_in_schema.split(".")[0]
+            t = self.sample_types.get(name)
+            if chunk.total_uncompressed_size >= 1 << 31 and t is not None and pa.types.is_nested(t):
+                raise InputError(
+                    f"{locate(self.source, None, name)}: row group {rg + 1} holds "
+                    f"{chunk.total_uncompressed_size / (1 << 30):.1f} GiB of {t} data, more than pyarrow "
+                    "can read as one nested column",
+                    hint="rewrite the file with smaller row groups",
+                )
 
 
 def _to_float64(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray:
