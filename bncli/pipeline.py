@@ -104,8 +104,9 @@ class _Inputs:
         done = sum(d["bytes"] or 0 for d in self.rows_by_input)
         return done + (self.current.bytes_read or 0)
 
-    def chunks(self, features: list[str], only: int | None = None):
-        """Chunks of every input in order (or of input number ``only``)."""
+    def chunks(self, features: list[str], only: int | None = None, only_features: bool = False):
+        """Chunks of every input in order (or of input number ``only``); with
+        ``only_features`` the chunks hold the feature columns alone."""
         for i, item in enumerate(self.files):
             if only is not None and i != only:
                 continue
@@ -115,9 +116,9 @@ class _Inputs:
                 if i:
                     self._check_same_columns(reader, features)
                 rows = 0
-                for chunk in reader.chunks(features):
+                for chunk in reader.chunks(features, only_features):
                     rows += chunk.table.num_rows
-                    for key, value in item.partition.items():
+                    for key, value in item.partition.items() if not only_features else ():
                         chunk.table = chunk.table.append_column(key, arrays.repeat_string(value, chunk.table.num_rows))
                     yield chunk
                 self.rows_by_input.append(
@@ -471,7 +472,7 @@ def fit(
             carry_t[:] = [t.slice(n_rows)] if x.shape[1] > n_rows else []
 
         with np.errstate(all="ignore"), reporter.progress("fit", src.total_bytes) as bar:
-            for chunk in _prefetch(src.chunks(features)):
+            for chunk in _prefetch(src.chunks(features, only_features=not want_output)):
                 carry_x.append(_features_array(chunk, features, io.inf))
                 carry_t.append(chunk.table)
                 summary.rows += chunk.table.num_rows

@@ -26,9 +26,10 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -42,26 +43,6 @@ DEFAULT_NULL_VALUES = (
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
     "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )  # fmt: skip
-
-
-def _quiet_interrupts() -> None:
-    """Make Ctrl-C reach Python as one KeyboardInterrupt, whatever thread is busy.
-
-    pyarrow swaps in its own SIGINT handler around some calls and restores the
-    previous one afterwards; with reading on a background thread that swap can
-    race with the main thread and an interrupt is lost (the run then finishes
-    with status 0) or kills the process outright.  Our pyarrow calls are short
-    (one chunk each), so Python's own handler is enough.  pandas, which pyarrow
-    imports lazily on its first conversion, is imported here on the main thread
-    for the same reason: an interrupt landing inside that import would surface
-    later as a confusing AttributeError from a half-imported module.
-    """
-    pa.enable_signal_handlers(False)
-    import pandas  # noqa: F401
-    import pyarrow.pandas_compat  # noqa: F401
-
-
-_quiet_interrupts()
 
 CHUNK_BYTES = 4 << 20
 #: pyarrow's parse block (its unit of parallelism); longer records are retried as one block.
@@ -333,11 +314,11 @@ class CsvReader:
                 self._pending = b""
                 if buf and _structural_quotes(buf, literal, 0, len(buf)) % 2:
                     self._unterminated_quote(buf, literal)
-                return buf or None
+                return _Run(buf, literal) if buf else None
             cut = _record_boundary(buf, literal)
             if cut > 0:
                 self._pending = buf[cut:]
-                return buf[:cut]
+                return _Run(buf[:cut], [q for q in literal if q < cut])
             # One record longer than a chunk: read on until it ends, within reason.
             if len(buf) >= max(MAX_RECORD_BYTES, self.chunk_bytes):
                 self._unterminated_quote(buf, literal, eof=False)
@@ -400,23 +381,25 @@ class CsvReader:
         return {name: t.schema.field(i).type for i, name in enumerate(self.columns)}
 
     # -- parsing ------------------------------------------------------------------------
-    def _parse(self, raw: bytes, column_types: dict | None) -> pa.Table:
+    def _parse(self, raw: bytes, column_types: dict | None, include: list[str] | None = None) -> pa.Table:
         try:
-            return self._read_csv(raw, column_types, PARSE_BLOCK_BYTES)
+            return self._read_csv(raw, column_types, PARSE_BLOCK_BYTES, include)
         except pa.ArrowInvalid as e:
             if "straddl" not in str(e):
                 raise
         # A record longer than pyarrow's parse block: read the run as one block.
-        return self._read_csv(raw, column_types, len(raw) + 1)
+        return self._read_csv(raw, column_types, len(raw) + 1, include)
 
-    def _read_csv(self, raw: bytes, column_types: dict | None, block_size: int) -> pa.Table:
-        quoted = b'"' in raw
+    def _read_csv(self, raw: bytes, column_types: dict | None, block_size: int, include=None) -> pa.Table:
+        # pyarrow parses in parallel only when no quoted value holds a line break.
+        quoted = raw.multiline if isinstance(raw, _Run) else b'"' in raw
         return pacsv.read_csv(
             pa.py_buffer(raw),
             read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=True, block_size=block_size),
             parse_options=pacsv.ParseOptions(delimiter=self.dialect.delimiter, newlines_in_values=quoted),
             convert_options=pacsv.ConvertOptions(
                 column_types=column_types,
+                include_columns=include,
                 null_values=list(self.dialect.null_values),
                 strings_can_be_null=column_types is None,
                 quoted_strings_can_be_null=True,
@@ -424,16 +407,21 @@ class CsvReader:
             ),
         )
 
-    def chunks(self, features: list[str]) -> Iterator[Chunk]:
-        """Yield the data as chunks with ``features`` as float64, other columns as strings."""
+    def chunks(self, features: list[str], only_features: bool = False) -> Iterator[Chunk]:
+        """Yield the data as chunks with ``features`` as float64, other columns as strings.
+
+        ``only_features`` leaves the other columns out (their text is still
+        tokenized, so ragged rows are still caught, but not converted).
+        """
         fset = set(features)
         types = {c: (pa.float64() if c in fset else pa.string()) for c in self.columns}
+        include = list(features) if only_features else None
         row = 1
         raw = self._first_raw
         self._first_raw = None
         while raw is not None:
             try:
-                table = self._parse(raw, types)
+                table = self._parse(raw, types, include)
             except pa.ArrowInvalid as e:
                 self._raise_parse_error(raw, row, e, types)
             if table.num_rows:
@@ -638,6 +626,36 @@ def _literal_quotes(buf: bytes, rules: _QuoteRules) -> list[int]:
         pos = end
 
 
+class _Run(bytes):
+    """A run of whole records, knowing whether a quoted value in it spans lines."""
+
+    multiline: bool
+
+    def __new__(cls, data: bytes, literal: list[int]):
+        run = super().__new__(cls, data)
+        run.multiline = _line_break_in_quotes(data, literal)
+        return run
+
+
+def _line_break_in_quotes(buf: bytes, literal: list[int]) -> bool:
+    """Whether a line break of ``buf`` (which starts outside quotes) lies inside a quoted field.
+
+    A break is inside quotes when an odd number of structural quotes precede it.
+    Vectorized: a few passes over the bytes instead of a serial parse.
+    """
+    if b'"' not in buf:
+        return False
+    a = np.frombuffer(buf, dtype=np.uint8)
+    quotes = np.flatnonzero(a == ord('"'))
+    if literal:
+        quotes = np.setdiff1d(quotes, np.asarray(literal), assume_unique=True)
+    if len(quotes) < 2:
+        return False
+    inner = a[quotes[0] : quotes[-1]]
+    breaks = np.flatnonzero((inner == ord("\n")) | (inner == ord("\r"))) + quotes[0]
+    return bool((np.searchsorted(quotes, breaks) & 1).any())
+
+
 def _structural_quotes(buf: bytes, literal: list[int], start: int, end: int) -> int:
     """How many quotes in ``buf[start:end]`` open or close fields (or are doubled)."""
     n = buf.count(b'"', start, end)
@@ -824,15 +842,18 @@ class ParquetReader:
                 pass
             self._spool = None
 
-    def chunks(self, features: list[str]) -> Iterator[Chunk]:
-        fset = set(features)
+    def chunks(self, features: list[str], only_features: bool = False) -> Iterator[Chunk]:
+        """Yield the data as chunks with ``features`` as float64, other columns as
+        stored (or left out with ``only_features``), one row group at a time."""
         row = 1
         meta = self._pf.metadata
+        columns = list(features) if only_features else None
         for rg in range(self._pf.num_row_groups):
             expected, first = meta.row_group(rg).num_rows, row
-            self._check_nested_size(rg)
+            if not only_features:
+                self._check_nested_size(rg)
             try:
-                batches = self._pf.iter_batches(batch_size=65536, row_groups=[rg], use_threads=True)
+                batches = self._pf.iter_batches(batch_size=65536, row_groups=[rg], columns=columns, use_threads=True)
                 for batch in batches:
                     table = pa.Table.from_batches([batch])
                     for name in features:
@@ -859,8 +880,9 @@ class ParquetReader:
                     f"but only {row - first} could be read",
                     hint="the file is damaged; rewrite it from its source",
                 )
-            self.bytes_read = sum(meta.row_group(i).total_byte_size for i in range(rg + 1))
-        del fset
+            # Progress in file bytes: the compressed size of the row groups read so far.
+            group = meta.row_group(rg)
+            self.bytes_read += sum(group.column(j).total_compressed_size for j in range(group.num_columns))
 
     def _check_nested_size(self, rg: int) -> None:
         """Refuse, before decoding, a nested column whose data in one row group exceed 2 GiB.
@@ -888,7 +910,7 @@ def _to_float64(col: pa.ChunkedArray, source: str, name: str) -> pa.ChunkedArray
         col = col.cast(t.value_type)
         t = t.value_type
     if not is_numeric_type(t):
-        raise DataError(f"{locate(source, None, name)}: type {t} is not numeric", hint=f"drop it from --columns")
+        raise DataError(f"{locate(source, None, name)}: type {t} is not numeric", hint="drop it from --columns")
     try:
         return col.cast(pa.float64(), safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
