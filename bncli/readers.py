@@ -652,7 +652,10 @@ def _line_break_in_quotes(buf: bytes, literal: list[int]) -> bool:
     if len(quotes) < 2:
         return False
     inner = a[quotes[0] : quotes[-1]]
-    breaks = np.flatnonzero((inner == ord("\n")) | (inner == ord("\r"))) + quotes[0]
+    is_break = inner == ord("\n")
+    if b"\r" in buf:
+        is_break |= inner == ord("\r")
+    breaks = np.flatnonzero(is_break) + quotes[0]
     return bool((np.searchsorted(quotes, breaks) & 1).any())
 
 
