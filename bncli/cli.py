@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from . import __version__, options
+from . import __version__, files, options
 from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, BncliError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -370,8 +370,30 @@ def merge(stats_paths, output, verbose, quiet, debug):
     )
 
 
+def _end_on_signals() -> None:
+    """On Ctrl-C or SIGTERM: delete temporary outputs, say so, and end the process at once.
+
+    Unwinding with KeyboardInterrupt through reader, math and writer threads can
+    land while a queue lock is held and hang; ending directly cannot.  Outputs
+    are atomic, so nothing partial is left either way.
+    """
+    import signal
+
+    def handler(signum, frame):
+        files.remove_temporary_files()
+        try:
+            os.write(2, b"Aborted: interrupted; no output file was written.\n")
+        except OSError:
+            pass
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _end_on_signals()
     # Let pyarrow's allocator hand freed chunks back to the OS at once: a
     # streaming run frees as much as it allocates, and peak memory (not
     # throughput) is what a long run on a small machine runs out of.

@@ -219,13 +219,28 @@ _LIVE_TEMPS: set[str] = set()
 
 
 @atexit.register
-def _remove_live_temps() -> None:
+def track_temporary_file(path: str, live: bool = True) -> None:
+    """Register (or, with ``live=False``, forget) a temporary file that
+    :func:`remove_temporary_files` must delete if the process is interrupted."""
+    if live:
+        _LIVE_TEMPS.add(path)
+    else:
+        _LIVE_TEMPS.discard(path)
+
+
+def remove_temporary_files() -> None:
+    """Delete every temporary output not yet renamed into place.
+
+    Safe to call from a signal handler that then ends the process with
+    os._exit(): it takes no locks, and a file still being written by another
+    thread is only unlinked (its data go nowhere).
+    """
     for tmp in list(_LIVE_TEMPS):
         try:
             os.unlink(tmp)
         except OSError:
             pass
-    _LIVE_TEMPS.clear()
+        _LIVE_TEMPS.discard(tmp)
 
 
 def _writable(path: str) -> bool:

@@ -362,11 +362,18 @@ def _output_schema(columns, sample_types, features, input_format) -> pa.Schema:
 
 def _prefetch(iterable, depth: int = 2):
     """Run an iterator on a background thread, ``depth`` items ahead (pyarrow
-    parses with the GIL released, so reading overlaps the math and writing)."""
+    parses with the GIL released, so reading overlaps the math and writing).
+
+    Built on lock-free SimpleQueues (items, and slot tokens for back-pressure),
+    so that an interrupt can never leave a queue lock held.
+    """
     import queue
     import threading
 
-    q: queue.Queue = queue.Queue(depth)
+    items: queue.SimpleQueue = queue.SimpleQueue()
+    slots: queue.SimpleQueue = queue.SimpleQueue()
+    for _ in range(depth):
+        slots.put(None)
     stop = threading.Event()
     done = object()
 
@@ -375,33 +382,31 @@ def _prefetch(iterable, depth: int = 2):
             for item in iterable:
                 while not stop.is_set():
                     try:
-                        q.put((item, None), timeout=0.1)
+                        slots.get(timeout=0.1)
                         break
-                    except queue.Full:
+                    except queue.Empty:
                         continue
                 if stop.is_set():
                     return
-            q.put((done, None))
+                items.put((item, None))
+            items.put((done, None))
         except BaseException as e:  # handed to the consumer
-            q.put((done, e))
+            items.put((done, e))
 
     t = threading.Thread(target=run, name="bncli-read", daemon=True)
     t.start()
     try:
         while True:
-            item, err = q.get()
+            item, err = items.get()
             if item is done:
                 if err is not None:
                     raise err
                 return
+            slots.put(None)
             yield item
     finally:
         stop.set()
-        while t.is_alive():
-            try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        t.join(timeout=5)
 
 
 # -- fit ------------------------------------------------------------------------------

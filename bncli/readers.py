@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import formats
+from . import files, formats
 from .errors import DataError, InputError, UsageError, locate
 
 #: Tokens read as missing in feature columns (pandas' and pyarrow's defaults).
@@ -807,6 +807,7 @@ class ParquetReader:
         if path == STDIN:
             spool = tempfile.NamedTemporaryFile(prefix="bncli-stdin-", suffix=".parquet", delete=False)
             self._spool = spool.name
+            files.track_temporary_file(self._spool)
             try:
                 with spool:
                     shutil.copyfileobj(fh, spool, 1 << 20)
@@ -843,6 +844,7 @@ class ParquetReader:
                 os.unlink(self._spool)
             except OSError:
                 pass
+            files.track_temporary_file(self._spool, live=False)
             self._spool = None
 
     def chunks(self, features: list[str], only_features: bool = False) -> Iterator[Chunk]:

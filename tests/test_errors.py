@@ -925,3 +925,16 @@ def test_failed_run_with_compressed_output_is_quiet(tmp_path):
     proc = bncli_proc("fit", "ok.csv", "bad.csv", "-s", "s.json", "-o", "o.csv.gz", cwd=tmp_path)
     assert_proc_fails(proc, 1, "bad.csv, row 1, column 'b'")
     snap.assert_unchanged()
+
+
+def test_remove_temporary_files_for_signal_handlers(tmp_path):
+    """What a signal handler calls before os._exit(): every uncommitted temporary output goes."""
+    (tmp_path / "kept.csv").write_text("previous\n")
+    a, b = files.AtomicFile(str(tmp_path / "kept.csv")), files.AtomicFile(str(tmp_path / "new.json"))
+    a.write(b"partial")
+    assert len(list(tmp_path.glob(".*.bncli-tmp"))) == 2
+    files.remove_temporary_files()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.csv"]
+    assert (tmp_path / "kept.csv").read_text() == "previous\n"
+    a.discard()
+    b.discard()  # harmless afterwards
