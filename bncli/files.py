@@ -218,7 +218,6 @@ def write_error(what: str, path: str, e: OSError) -> OutputError:
 _LIVE_TEMPS: set[str] = set()
 
 
-@atexit.register
 def track_temporary_file(path: str, live: bool = True) -> None:
     """Register (or, with ``live=False``, forget) a temporary file that
     :func:`remove_temporary_files` must delete if the process is interrupted."""
@@ -228,6 +227,7 @@ def track_temporary_file(path: str, live: bool = True) -> None:
         _LIVE_TEMPS.discard(path)
 
 
+@atexit.register
 def remove_temporary_files() -> None:
     """Delete every temporary output not yet renamed into place.
 
