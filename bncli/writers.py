@@ -172,24 +172,42 @@ def _string_bytes(arr: pa.Array) -> bytes:
 
 
 class ParquetWriter:
-    """Write Arrow tables to Parquet; float columns without dictionary encoding
-    (it costs half the write time and makes float files larger)."""
+    """Write Arrow tables to Parquet in row groups of about ``row_group_rows`` rows.
 
-    def __init__(self, stream, schema: pa.Schema):
+    Float columns are written without dictionary encoding (it costs half the
+    write time and makes float files larger).  Tables arrive in small pieces
+    from the stream; they are gathered into row groups so that the file is as
+    quick to read as one written whole.
+    """
+
+    def __init__(self, stream, schema: pa.Schema, row_group_rows: int = 1 << 17):
         dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type)]
         try:
             self._writer = pq.ParquetWriter(stream, schema, use_dictionary=dict_cols or False, compression="snappy")
         except (pa.ArrowException, OSError) as e:
             raise OutputError(f"cannot start Parquet output: {e}") from None
         self._schema = schema
+        self._row_group_rows = row_group_rows
+        self._held: list[pa.Table] = []
+        self._held_rows = 0
 
     def write(self, table: pa.Table) -> None:
-        self._writer.write_table(table.cast(self._schema) if table.schema != self._schema else table)
+        self._held.append(table.cast(self._schema) if table.schema != self._schema else table)
+        self._held_rows += table.num_rows
+        if self._held_rows >= self._row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._held:
+            self._writer.write_table(pa.concat_tables(self._held), row_group_size=self._held_rows)
+        self._held, self._held_rows = [], 0
 
     def close(self) -> None:
+        self._flush()
         self._writer.close()
 
     def abort(self) -> None:
+        self._held, self._held_rows = [], 0
         try:
             self._writer.close()
         except Exception:
