@@ -71,7 +71,7 @@ _FLOATS = [
 ]
 FLOAT_COLUMNS = [
     FloatCol(name, float(10.0 ** e), dist, spread, dec, miss)
-    for e, (name, dist, spread, dec, miss) in zip(_EXPONENTS, _FLOATS)
+    for e, (name, dist, spread, dec, miss) in zip(_EXPONENTS, _FLOATS, strict=False)
 ]
 INT_COLUMNS = ["user_id", "quantity"]
 TEXT_COLUMN = "city"

@@ -108,7 +108,9 @@ class AtomicFile:
             # The rename would replace it regardless; open() would refuse, so do we.
             raise OutputError(f"{what} {path}: permission denied (the file is read-only)")
         try:
-            fd, self._tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(target) + ".", suffix=_TMP_SUFFIX)
+            fd, self._tmp = tempfile.mkstemp(
+                dir=directory, prefix="." + os.path.basename(target) + ".", suffix=_TMP_SUFFIX
+            )
         except PermissionError:
             raise OutputError(f"{what} {path}: permission denied (cannot write in {directory})") from None
         except OSError as e:

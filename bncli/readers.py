@@ -329,7 +329,7 @@ class CsvReader:
         while not self._eof and len(self._pending) < 65536:
             self._read_more(65536)
         if self._pending.startswith(codecs.BOM_UTF8):
-            self._pending = self._pending[len(codecs.BOM_UTF8):]
+            self._pending = self._pending[len(codecs.BOM_UTF8) :]
         # Blank lines before the header are skipped, as pyarrow skips blank lines.
         self._pending = self._pending.lstrip(b"\r\n")
         while not self._pending and not self._eof:
@@ -485,7 +485,8 @@ class CsvReader:
             ) from None
         raise DataError(f"{self.source}: cannot parse CSV: {msg.splitlines()[0]}") from None
 
-    def _string_column(self, raw: bytes, col: str, type_=pa.string()) -> pa.Array | None:
+    def _string_column(self, raw: bytes, col: str, type_: pa.DataType | None = None) -> pa.Array | None:
+        type_ = type_ or pa.string()
         types = {c: (type_ if c == col else pa.binary()) for c in self.columns}
         try:
             t = pacsv.read_csv(
@@ -805,7 +806,8 @@ class ParquetReader:
         self.source = _display(path)
         self._spool = None
         if path == STDIN:
-            spool = tempfile.NamedTemporaryFile(prefix="bncli-stdin-", suffix=".parquet", delete=False)
+            # Kept past this block (pyarrow reopens it by name); removed in close().
+            spool = tempfile.NamedTemporaryFile(prefix="bncli-stdin-", suffix=".parquet", delete=False)  # noqa: SIM115
             self._spool = spool.name
             files.track_temporary_file(self._spool)
             try:

@@ -71,7 +71,7 @@ def time_limit(seconds: int):
 
 
 #: Outcomes of this session's runs, by file, so the docs check need not run everything twice.
-_SEEN: dict[Path, "Outcome"] = {}
+_SEEN: dict[Path, Outcome] = {}
 
 
 @dataclass
@@ -230,7 +230,7 @@ def test_csv_spectrum_values(src, tmp_path):
     got = list(csv.DictReader(io.StringIO(out.read_bytes().decode("utf-8"), newline="")))
     assert list(got[0]) == columns if got else True
     assert len(got) == len(expected)
-    for want, row in zip(expected, got):
+    for want, row in zip(expected, got, strict=False):
         for c in columns:
             if c in numeric and want[c]:
                 assert float(row[c]) == float(want[c]), (c, row[c], want[c])
@@ -245,7 +245,7 @@ def test_csv_spectrum_values(src, tmp_path):
         got = list(csv.DictReader(io.StringIO(fitted.read_bytes().decode("utf-8"), newline="")))
         features = json.loads((tmp_path / "s.json").read_text())["columns"]
         assert len(got) == len(expected)
-        for want, row in zip(expected, got):
+        for want, row in zip(expected, got, strict=False):
             for c in columns:
                 if c not in features:
                     assert row[c] == want[c], (c, row[c], want[c])

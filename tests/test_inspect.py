@@ -304,7 +304,7 @@ def test_html_page_draws_each_feature_before_and_after(fitted, tmp_path):
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
         expected, _ = np.histogram(x, bins=bins, range=(lo, hi))
-        for svg, which in zip(svgs[2 * i : 2 * i + 2], ("raw", "normalized")):
+        for svg, which in zip(svgs[2 * i : 2 * i + 2], ("raw", "normalized"), strict=False):
             bars = svg.findall(f".//{SVG}rect[@class='bar']")
             assert len(bars) == bins
             counts = [int(b.get("data-count")) for b in bars]
