@@ -300,26 +300,13 @@ def _chunks(part: Part, common: _Common):
 def _file_chunks(part: Part, common: _Common):
     features, io, plan = common.features, common.io, common.plan
     if part.format == "parquet":
-        pf = _parquet_file(part.path, part.source)
-        row = part.first_row
-        for rg in part.row_groups:
-            try:
-                for batch in pf.iter_batches(batch_size=65536, row_groups=[rg], use_threads=True):
-                    table = pa.Table.from_batches([batch])
-                    for name in features:
-                        j = table.schema.get_field_index(name)
-                        if table.column(j).type != pa.float64():
-                            table = table.set_column(j, name, readers._to_float64(table.column(j), part.source, name))
-                    if batch.num_rows:
-                        yield readers.Chunk(table, part.source, row)
-                    row += batch.num_rows
-            except (pa.ArrowException, OSError) as e:
-                if isinstance(e, BncliError):
-                    raise
-                raise InputError(
-                    f"{part.source}: cannot read row group {rg + 1} of {pf.num_row_groups} "
-                    f"(rows from {row}): {readers._first_line(e)}"
-                ) from None
+        # The local engine's reader, limited to this part's row groups: same
+        # conversions and the same checks (row counts, oversized nested columns).
+        reader = readers.open_reader(part.path, "parquet")
+        try:
+            yield from reader.chunks(features, row_groups=part.row_groups, first_row=part.first_row)
+        finally:
+            reader.close()
         return
     reader = readers.open_reader(part.path, io.input_format, _dialect(io), io.chunk_bytes)
     try:

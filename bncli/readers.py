@@ -849,13 +849,19 @@ class ParquetReader:
             files.track_temporary_file(self._spool, live=False)
             self._spool = None
 
-    def chunks(self, features: list[str], only_features: bool = False) -> Iterator[Chunk]:
+    def chunks(
+        self, features: list[str], only_features: bool = False, row_groups=None, first_row: int = 1
+    ) -> Iterator[Chunk]:
         """Yield the data as chunks with ``features`` as float64, other columns as
-        stored (or left out with ``only_features``), one row group at a time."""
-        row = 1
+        stored (or left out with ``only_features``), one row group at a time.
+
+        ``row_groups`` (default: all) and the number of their first row let the
+        Dask engine read its share of a file with the same checks.
+        """
+        row = first_row
         meta = self._pf.metadata
         columns = list(features) if only_features else None
-        for rg in range(self._pf.num_row_groups):
+        for rg in range(self._pf.num_row_groups) if row_groups is None else row_groups:
             expected, first = meta.row_group(rg).num_rows, row
             if not only_features:
                 self._check_nested_size(rg)
