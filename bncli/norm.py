@@ -99,20 +99,28 @@ def merge_moments(
     return n, mean, m2
 
 
-def normalize(x, mean, var, eps, weight, bias) -> np.ndarray:
+def normalize(x, mean, var, eps, weight, bias, out=None) -> np.ndarray:
     """``weight * (x - mean) / sqrt(var + eps) + bias``.
 
     Statistics have the shape of ``x`` without its last (row) axis, or
-    broadcast to it; NaN inputs stay NaN.
+    broadcast to it; NaN inputs stay NaN.  ``out`` (may be ``x``) receives
+    the result; the arithmetic is the same either way, so are the bits.
     """
     scale = weight / np.sqrt(var + eps)
-    return (x - mean[..., None]) * scale[..., None] + np.asarray(bias)[..., None]
+    # In place after the first step: a large block costs one array, not three.
+    out = np.subtract(x, mean[..., None], out=out)
+    out *= scale[..., None]
+    out += np.asarray(bias)[..., None]
+    return out
 
 
-def denormalize(y, mean, var, eps, weight, bias) -> np.ndarray:
+def denormalize(y, mean, var, eps, weight, bias, out=None) -> np.ndarray:
     """Inverse of :func:`normalize`: ``(y - bias) / weight * sqrt(var + eps) + mean``."""
     scale = np.sqrt(var + eps) / weight
-    return (y - np.asarray(bias)[..., None]) * scale[..., None] + mean[..., None]
+    out = np.subtract(y, np.asarray(bias)[..., None], out=out)
+    out *= scale[..., None]
+    out += mean[..., None]
+    return out
 
 
 def fold_running(

@@ -649,7 +649,7 @@ def transform(
                             chunk.table.slice(start, batch_size), chunk.source, chunk.first_row + start
                         )
                         x = _features_array(part, features, io.inf)
-                        table = _with_features(part.table, features, op(x, mean, var, eps, weight, bias))
+                        table = _with_features(part.table, features, op(x, mean, var, eps, weight, bias, out=x))
                         out.write(table.drop_columns(drop) if drop else table)
                     summary.rows += chunk.table.num_rows
                     bar.update(summary.rows, src.bytes_read)

@@ -302,23 +302,29 @@ class CsvReader:
         self._pending += data
         return True
 
-    def _next_raw(self) -> bytes | None:
+    def _next_raw(self) -> _Run | None:
         """The next run of whole records (None at the end)."""
         while True:
             buf = self._pending
             if not self._eof and len(buf) < self.chunk_bytes:
                 self._read_more(self.chunk_bytes)
                 continue
-            literal = _literal_quotes(buf, self._quoting)
+            # Nearly always the quoting is plain (RFC 4180, no line break inside
+            # quotes): one regular-expression pass proves it, and then the last
+            # line break ends the last whole record.
+            plain = b'"' not in buf or self._quoting.plain.match(buf).end() == len(buf)
+            literal = [] if plain else _literal_quotes(buf, self._quoting)
             if self._eof:
                 self._pending = b""
-                if buf and _structural_quotes(buf, literal, 0, len(buf)) % 2:
+                if not buf:
+                    return None
+                if _structural_quotes(buf, literal, 0, len(buf)) % 2:
                     self._unterminated_quote(buf, literal)
-                return _Run(buf, literal) if buf else None
-            cut = _record_boundary(buf, literal)
+                return _Run(buf, plain, literal)
+            cut = _last_line_break(buf, 0, len(buf)) + 1 if plain else _record_boundary(buf, literal)
             if cut > 0:
                 self._pending = buf[cut:]
-                return _Run(buf[:cut], [q for q in literal if q < cut])
+                return _Run(buf if cut == len(buf) else memoryview(buf)[:cut], plain, literal)
             # One record longer than a chunk: read on until it ends, within reason.
             if len(buf) >= max(MAX_RECORD_BYTES, self.chunk_bytes):
                 self._unterminated_quote(buf, literal, eof=False)
@@ -371,17 +377,17 @@ class CsvReader:
         self._first_raw = self._next_raw()
         self.sample_types = self._infer_types(self._first_raw)
 
-    def _infer_types(self, raw: bytes | None) -> dict[str, pa.DataType]:
+    def _infer_types(self, raw: _Run | None) -> dict[str, pa.DataType]:
         if not raw:
             return {c: pa.null() for c in self.columns}
         try:
             t = self._parse(raw, None)
         except pa.ArrowInvalid as e:
-            self._raise_parse_error(raw, 1, e)
+            self._raise_parse_error(bytes(raw), 1, e)
         return {name: t.schema.field(i).type for i, name in enumerate(self.columns)}
 
     # -- parsing ------------------------------------------------------------------------
-    def _parse(self, raw: bytes, column_types: dict | None, include: list[str] | None = None) -> pa.Table:
+    def _parse(self, raw: _Run | bytes, column_types: dict | None, include: list[str] | None = None) -> pa.Table:
         try:
             return self._read_csv(raw, column_types, PARSE_BLOCK_BYTES, include)
         except pa.ArrowInvalid as e:
@@ -390,9 +396,12 @@ class CsvReader:
         # A record longer than pyarrow's parse block: read the run as one block.
         return self._read_csv(raw, column_types, len(raw) + 1, include)
 
-    def _read_csv(self, raw: bytes, column_types: dict | None, block_size: int, include=None) -> pa.Table:
+    def _read_csv(self, raw: _Run | bytes, column_types: dict | None, block_size: int, include=None) -> pa.Table:
         # pyarrow parses in parallel only when no quoted value holds a line break.
-        quoted = raw.multiline if isinstance(raw, _Run) else b'"' in raw
+        if isinstance(raw, _Run):
+            raw, quoted = raw.data, raw.multiline
+        else:
+            quoted = b'"' in raw
         return pacsv.read_csv(
             pa.py_buffer(raw),
             read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=True, block_size=block_size),
@@ -423,7 +432,7 @@ class CsvReader:
             try:
                 table = self._parse(raw, types, include)
             except pa.ArrowInvalid as e:
-                self._raise_parse_error(raw, row, e, types)
+                self._raise_parse_error(bytes(raw), row, e, types)
             if table.num_rows:
                 yield Chunk(table, self.source, row)
             row += table.num_rows
@@ -575,6 +584,7 @@ def _first_failure(arr: pa.Array, check) -> int | None:
 @dataclass(frozen=True)
 class _QuoteRules:
     regular: re.Pattern  # everything up to the first quote that breaks RFC 4180 quoting
+    plain: re.Pattern  # the same, also stopping at a line break inside quotes
     quoted: re.Pattern  # a quoted section: opening quote to closing quote (or the end)
     rest: re.Pattern  # the rest of a field
     separators: frozenset  # bytes after which a field starts
@@ -593,8 +603,11 @@ def _quote_rules(delimiter: bytes) -> _QuoteRules:
     body = b'[^"]' + star + b'(?:""[^"]' + star + b")" + star
     field_start, field_end = rb"(?<!" + sep + b")", rb"(?!" + sep + b")"
     quoted = b'"' + body + rb'(?:"' + field_end + rb"|\Z)"
+    line = b'[^"\r\n]' + star
+    quoted_line = b'"' + line + b'(?:""' + line + b")" + star + rb'(?:"' + field_end + rb"|\Z)"
     return _QuoteRules(
         regular=re.compile(b'(?:[^"]' + plus + b"|" + field_start + quoted + b")" + star),
+        plain=re.compile(b'(?:[^"]' + plus + b"|" + field_start + quoted_line + b")" + star),
         quoted=re.compile(b'"' + body + b'(")?'),
         rest=re.compile(sep + star),
         separators=frozenset(delimiter + b"\r\n"),
@@ -627,15 +640,25 @@ def _literal_quotes(buf: bytes, rules: _QuoteRules) -> list[int]:
         pos = end
 
 
-class _Run(bytes):
-    """A run of whole records, knowing whether a quoted value in it spans lines."""
+class _Run:
+    """A run of whole records: a view of the read buffer (not a copy), and whether
+    a quoted value in it spans lines (pyarrow then cannot parse it in parallel)."""
 
-    multiline: bool
+    __slots__ = ("data", "multiline")
 
-    def __new__(cls, data: bytes, literal: list[int]):
-        run = super().__new__(cls, data)
-        run.multiline = _line_break_in_quotes(data, literal)
-        return run
+    def __init__(self, data, plain: bool, literal: list[int]):
+        self.data = data
+        if plain:
+            self.multiline = False
+        else:
+            data = bytes(data)
+            self.multiline = _line_break_in_quotes(data, [q for q in literal if q < len(data)])
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.data)
 
 
 def _line_break_in_quotes(buf: bytes, literal: list[int]) -> bool:

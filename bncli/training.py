@@ -119,7 +119,7 @@ class Trainer:
         if not want_output:
             return None
         # x - mean_B computed as (x - shift) - (mean_B - shift): exact where x is close to its mean.
-        y = norm.normalize(blocks, mean_s, var_biased, self.eps, self.weight[:, None], self.bias[:, None])
+        y = norm.normalize(blocks, mean_s, var_biased, self.eps, self.weight[:, None], self.bias[:, None], out=blocks)
         return y.reshape(n_features, rows)
 
     def _set_shift(self, blocks: np.ndarray) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
+import queue
 
 import numpy as np
 import pyarrow as pa
@@ -88,18 +89,21 @@ class CsvWriter:
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="bncli-csv")
         self._pending: collections.deque = collections.deque()
         self._depth = threads + 1
+        # Output buffers are reused: a fresh one per chunk would cost page faults
+        # (and copies, if grown as it fills) comparable to formatting the text.
+        self._spare: queue.SimpleQueue = queue.SimpleQueue()
         header = delimiter.join(quote_field(c, delimiter) for c in columns) + "\n"
         self._write(header.encode("utf-8"))
 
     def write(self, table: pa.Table) -> None:
         self._pending.append(self._pool.submit(self._encode, table))
         while len(self._pending) > self._depth:
-            self._write(self._pending.popleft().result())
+            self._write_encoded(self._pending.popleft().result())
 
     def close(self) -> None:
         try:
             while self._pending:
-                self._write(self._pending.popleft().result())
+                self._write_encoded(self._pending.popleft().result())
         finally:
             self.abort()
 
@@ -112,18 +116,44 @@ class CsvWriter:
     def _write(self, data) -> None:
         self._stream.write(data)
 
+    def _write_encoded(self, encoded) -> None:
+        data, buffer = encoded
+        self._write(data)
+        if buffer is not None:
+            self._spare.put(buffer)
+
     def _encode(self, table: pa.Table):
+        """(text, reusable buffer holding it or None) for ``table``."""
         table = self._prepare(table)
         if table.num_columns == 1 and _has_empty(table.column(0)):
             # A lone empty value would make an empty line, which readers skip.
-            return self._encode_quoted(table)
-        sink = pa.BufferOutputStream()
+            return self._encode_quoted(table), None
+        bound = csv_size_bound(table)
+        buffer = None
+        if bound is not None:
+            try:
+                buffer = self._spare.get_nowait()
+            except queue.Empty:
+                pass
+            if buffer is None or buffer.size < bound:
+                buffer = pa.allocate_buffer(max(bound, buffer.size if buffer else 0) * 5 // 4)
+            sink = pa.FixedSizeBufferWriter(buffer)
+        else:
+            sink = pa.BufferOutputStream()
         try:
             pacsv.write_csv(table, sink, write_options=self._options)
-        except pa.ArrowInvalid:
-            # Some text needs quotes; quote just those values.
-            return self._encode_quoted(table)
-        return sink.getvalue()
+        except (pa.ArrowInvalid, OSError) as e:
+            if buffer is not None:
+                self._spare.put(buffer)
+            if isinstance(e, pa.ArrowInvalid):
+                # Some text needs quotes; quote just those values.
+                return self._encode_quoted(table), None
+            # The buffer was too small after all (cannot happen): grow as it fills.
+            sink, buffer = pa.BufferOutputStream(), None
+            pacsv.write_csv(table, sink, write_options=self._options)
+        if buffer is None:
+            return sink.getvalue(), None
+        return buffer.slice(0, sink.tell()), buffer
 
     def _prepare(self, table: pa.Table) -> pa.Table:
         cols = []
@@ -153,6 +183,42 @@ class CsvWriter:
         lines = pc.binary_join_element_wise(lines, "", "\n")  # each line + "\n"
         chunks = lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]
         return b"".join(_string_bytes(chunk) for chunk in chunks)
+
+
+#: Longest text of one value, e.g. -0.0000014184329249383349 (float64 and float16,
+#: which pyarrow prints as its float64 value), -0.0000011156094, false.
+_WIDTHS = {pa.float64(): 25, pa.float32(): 16, pa.float16(): 25, pa.bool_(): 5}
+
+
+def csv_size_bound(table: pa.Table) -> int | None:
+    """An upper bound of the unquoted CSV text of ``table`` in bytes (None when
+    a column's type has no simple bound, e.g. timestamps)."""
+    n = table.num_rows
+    total = n * table.num_columns  # a delimiter or line break after each value
+    for col in table.columns:
+        t = col.type
+        if t in _WIDTHS:
+            total += n * _WIDTHS[t]
+        elif pa.types.is_integer(t):
+            total += n * 20
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            total += sum(_string_data_size(c) for c in col.chunks)
+        elif pa.types.is_null(t):
+            pass
+        else:
+            return None
+    return total
+
+
+def _string_data_size(arr: pa.Array) -> int:
+    offsets = arr.buffers()[1]
+    if offsets is None or len(arr) == 0:
+        return 0
+    width = 8 if pa.types.is_large_string(arr.type) else 4
+    off = np.frombuffer(
+        offsets, dtype=np.int64 if width == 8 else np.int32, count=len(arr) + 1, offset=arr.offset * width
+    )
+    return int(off[-1] - off[0])
 
 
 def _has_empty(col: pa.ChunkedArray) -> bool:

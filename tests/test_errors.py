@@ -675,8 +675,9 @@ def test_symlinked_output_is_written_through(runner, tmp_path, ok_csv):
 def test_stdout_disk_full(tmp_path):
     (tmp_path / "ok.csv").write_text(OK)
     with open("/dev/full", "wb") as full:
-        proc = bncli_proc("fit", "ok.csv", "-s", "s.json", cwd=tmp_path, capture_output=False, stdout=full,
-                          stderr=subprocess.PIPE)
+        proc = bncli_proc(
+            "fit", "ok.csv", "-s", "s.json", cwd=tmp_path, capture_output=False, stdout=full, stderr=subprocess.PIPE
+        )
     assert_proc_fails(proc, 1, "no space left on device")
     assert sorted(os.listdir(tmp_path)) == ["ok.csv"]  # stats not committed either
 

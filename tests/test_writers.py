@@ -90,3 +90,60 @@ def test_precision_option_in_output():
     table = pa.table({"y": arrays.to_arrow(np.array([1.23456789, -0.000123456789, 98765.4321, np.nan]))})
     # A lone missing value is written as "" (an empty line would be skipped by readers).
     assert encode(table, chunk_rows=2, threads=2, precision=3).decode() == 'y\n1.23\n-0.000123\n98800\n""\n'
+
+
+finite_doubles = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), finite_doubles), min_size=1, max_size=40),
+    st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=40),
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=40),
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.lists(st.one_of(st.none(), st.booleans()), min_size=1, max_size=40),
+    st.lists(st.text(alphabet="abé😀 ", max_size=6), min_size=1, max_size=40),
+)
+def test_csv_size_bound_is_an_upper_bound(f64, f32, i64, u64, flags, texts):
+    n = min(map(len, (f64, f32, i64, u64, flags, texts)))
+    table = pa.table({
+        "f64": pa.array(f64[:n], pa.float64()),
+        "f32": pa.array(f32[:n], pa.float32()),
+        "i64": pa.array(i64[:n], pa.int64()),
+        "u64": pa.array(u64[:n], pa.uint64()),
+        "flag": pa.array(flags[:n], pa.bool_()),
+        "text": pa.array(texts[:n], pa.string()),
+        "none": pa.nulls(n),
+    })  # fmt: skip
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    assert len(sink.getvalue()) <= writers.csv_size_bound(table)
+    # The widest float64 text fills its bound exactly.
+    widest = pa.table({"x": [-0.0000014184329249383349]})
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(widest, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    assert len(sink.getvalue()) == writers.csv_size_bound(widest) == 26
+    assert writers.csv_size_bound(pa.table({"t": [datetime.datetime(2024, 1, 1)]})) is None
+
+
+def test_reused_output_buffers_give_pyarrows_bytes():
+    """Chunks of growing and shrinking size go through reused buffers (grown when
+    too small); the bytes are pyarrow's own text for each chunk, in order."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    table = pa.table({"y": arrays.to_arrow(rng.normal(size=n) * 1e3), "k": rng.integers(-(10**9), 10**9, size=n),
+                      "s": pa.array([f"w{i % 97}" for i in range(n)])})  # fmt: skip
+    sizes = [10, 5000, 200, 9000, 1, 3000, 2788, 1]
+    assert sum(sizes) == n
+    sink = io.BytesIO()
+    w = writers.CsvWriter(sink, table.column_names, threads=2)
+    start, expected = 0, [b"y,k,s\n"]
+    for size in sizes:
+        part = table.slice(start, size)
+        w.write(part)
+        out = pa.BufferOutputStream()
+        pacsv.write_csv(part, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+        expected.append(out.getvalue().to_pybytes())
+        start += size
+    w.close()
+    assert sink.getvalue() == b"".join(expected)
