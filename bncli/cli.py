@@ -398,6 +398,8 @@ def main() -> None:
     # streaming run frees as much as it allocates, and peak memory (not
     # throughput) is what a long run on a small machine runs out of.
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+    # bncli does no linear algebra; idle BLAS worker threads would only spin.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     cli.main(prog_name="bncli")
 
 
