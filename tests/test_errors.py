@@ -939,3 +939,22 @@ def test_remove_temporary_files_for_signal_handlers(tmp_path):
     assert (tmp_path / "kept.csv").read_text() == "previous\n"
     a.discard()
     b.discard()  # harmless afterwards
+
+
+def test_replacing_an_output_drops_only_its_cached_pages(tmp_path):
+    """An existing output about to be replaced has its page cache dropped first
+    (a speed measure): its bytes, mode and times stay as they were until the rename,
+    and an unreadable or vanished target is no obstacle."""
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"old,data\n" * 1000)
+    os.chmod(target, 0o640)
+    os.utime(target, (1_000_000_000, 1_000_000_000))
+    before = target.stat()
+    out = files.AtomicFile(str(target))
+    out.write(b"new\n")
+    after = target.stat()
+    assert target.read_bytes() == b"old,data\n" * 1000
+    assert (after.st_mode, after.st_mtime_ns, after.st_atime_ns) == (before.st_mode, before.st_mtime_ns, 10**18)
+    out.commit()
+    assert target.read_bytes() == b"new\n"
+    files._drop_cached_pages(str(tmp_path / "missing.csv"))  # no error
