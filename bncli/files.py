@@ -20,6 +20,23 @@ from .errors import OutputError, UsageError
 
 STDOUT = "-"
 _TMP_SUFFIX = ".bncli-tmp"
+#: Largest single write().  Linux copies one large write into the page cache far
+#: more slowly than the same bytes in pieces (measured: an 11 MB write ~8x slower
+#: per byte than 1 MiB ones, 1.6 s of kernel time on a 727 MB output).
+WRITE_PIECE = 1 << 20
+
+
+def write_in_pieces(file, data) -> int:
+    """``file.write(data)`` as writes of at most WRITE_PIECE bytes."""
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    n = len(view)
+    if n <= WRITE_PIECE:
+        return file.write(view)
+    for start in range(0, n, WRITE_PIECE):
+        file.write(view[start : start + WRITE_PIECE])
+    return n
 
 
 def is_null_device(path: str) -> bool:
@@ -136,7 +153,7 @@ class AtomicFile:
 
     def write(self, data) -> int:
         try:
-            return self.file.write(data)
+            return write_in_pieces(self.file, data)
         except OSError as e:
             raise write_error(self.what, self.path, e) from None
 
@@ -187,7 +204,7 @@ class StdoutFile:
 
     def write(self, data) -> int:
         try:
-            return self.file.write(data)
+            return write_in_pieces(self.file, data)
         except BrokenPipeError:
             raise
         except OSError as e:

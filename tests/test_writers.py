@@ -147,3 +147,30 @@ def test_reused_output_buffers_give_pyarrows_bytes():
         start += size
     w.close()
     assert sink.getvalue() == b"".join(expected)
+
+
+def test_large_writes_reach_the_file_in_pieces(tmp_path):
+    """Outputs go to the OS in writes of at most files.WRITE_PIECE bytes (large
+    single writes are slow in Linux's page cache), with every byte in order."""
+    from bncli import files
+
+    class Recorder(io.BytesIO):
+        sizes: list[int] = []
+
+        def write(self, data):
+            self.sizes.append(len(memoryview(data)))
+            return super().write(data)
+
+    rng = np.random.default_rng(1)
+    payload = rng.integers(0, 256, size=3 * files.WRITE_PIECE + 12345, dtype=np.uint8).tobytes()
+    for data in (payload, pa.py_buffer(payload), memoryview(payload), b"", b"tiny"):
+        sink = Recorder()
+        Recorder.sizes = []
+        assert files.write_in_pieces(sink, data) == len(memoryview(data))
+        assert sink.getvalue() == bytes(data)
+        assert max(Recorder.sizes, default=0) <= files.WRITE_PIECE
+    out = tmp_path / "o.bin"
+    f = files.AtomicFile(str(out))
+    f.write(pa.py_buffer(payload))
+    f.commit()
+    assert out.read_bytes() == payload
