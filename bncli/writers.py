@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import arrays
+from . import arrays, files
 from .errors import DataError, OutputError
 
 
@@ -114,7 +114,7 @@ class CsvWriter:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _write(self, data) -> None:
-        self._stream.write(data)
+        files.write_in_pieces(self._stream, data)
 
     def _write_encoded(self, encoded) -> None:
         data, buffer = encoded
@@ -238,46 +238,73 @@ def _string_bytes(arr: pa.Array) -> bytes:
 
 
 class ParquetWriter:
-    """Write Arrow tables to Parquet in row groups of about ``row_group_rows`` rows.
+    """Write Arrow tables to Parquet in row groups of exactly ``row_group_rows`` rows.
 
-    Float columns are written without dictionary encoding (it costs half the
-    write time and makes float files larger).  Tables arrive in small pieces
-    from the stream; they are gathered into row groups so that the file is as
-    quick to read as one written whole.
+    Tables arrive in pieces of any size from the stream; they are gathered and
+    cut so that every row group but the last has ``row_group_rows`` rows: the
+    file reads as fast as one written whole, and its bytes do not depend on how
+    the stream was chunked.
+
+    Each float column's encoding is chosen from the first row group: dictionary
+    encoding where values repeat (at most one distinct value in 8 rows, e.g.
+    normalized prices in cents or counts), which makes such a column several
+    times smaller; plain elsewhere, where dictionary encoding would cost half the
+    write time and make the file larger.  Other types keep pyarrow's default
+    (dictionary).
     """
 
     def __init__(self, stream, schema: pa.Schema, row_group_rows: int = 1 << 17):
-        dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type)]
-        try:
-            self._writer = pq.ParquetWriter(stream, schema, use_dictionary=dict_cols or False, compression="snappy")
-        except (pa.ArrowException, OSError) as e:
-            raise OutputError(f"cannot start Parquet output: {e}") from None
+        self._stream = stream
         self._schema = schema
         self._row_group_rows = row_group_rows
+        self._writer: pq.ParquetWriter | None = None
         self._held: list[pa.Table] = []
         self._held_rows = 0
 
     def write(self, table: pa.Table) -> None:
         self._held.append(table.cast(self._schema) if table.schema != self._schema else table)
         self._held_rows += table.num_rows
-        if self._held_rows >= self._row_group_rows:
-            self._flush()
+        while self._held_rows >= self._row_group_rows:
+            held = pa.concat_tables(self._held)
+            self._write_group(held.slice(0, self._row_group_rows))
+            rest = held.slice(self._row_group_rows)
+            self._held, self._held_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
-    def _flush(self) -> None:
-        if self._held:
-            self._writer.write_table(pa.concat_tables(self._held), row_group_size=self._held_rows)
-        self._held, self._held_rows = [], 0
+    def _write_group(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._start(table)
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+    def _start(self, first: pa.Table) -> None:
+        dictionary = [f.name for f in self._schema if not pa.types.is_floating(f.type) or _repeats(first[f.name])]
+        try:
+            self._writer = pq.ParquetWriter(
+                self._stream, self._schema, use_dictionary=dictionary or False, compression="snappy"
+            )
+        except (pa.ArrowException, OSError) as e:
+            raise OutputError(f"cannot start Parquet output: {e}") from None
 
     def close(self) -> None:
-        self._flush()
+        if self._held:
+            self._write_group(pa.concat_tables(self._held))
+            self._held, self._held_rows = [], 0
+        if self._writer is None:
+            self._start(self._schema.empty_table())
         self._writer.close()
 
     def abort(self) -> None:
         self._held, self._held_rows = [], 0
-        try:
-            self._writer.close()
-        except Exception:
-            pass
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+
+
+def _repeats(column: pa.ChunkedArray) -> bool:
+    """Whether a column holds at most one distinct value per 8 non-missing values."""
+    n = len(column) - column.null_count
+    return n > 0 and pc.count_distinct(column).as_py() * 8 <= n
 
 
 class NullWriter:

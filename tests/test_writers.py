@@ -8,6 +8,7 @@ import io
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -174,3 +175,44 @@ def test_large_writes_reach_the_file_in_pieces(tmp_path):
     f.write(pa.py_buffer(payload))
     f.commit()
     assert out.read_bytes() == payload
+
+
+def _parquet_bytes(table: pa.Table, piece_rows: list[int], row_group_rows: int) -> bytes:
+    sink = io.BytesIO()
+    w = writers.ParquetWriter(sink, table.schema, row_group_rows=row_group_rows)
+    start = 0
+    for n in piece_rows:
+        w.write(table.slice(start, n))
+        start += n
+    w.close()
+    return sink.getvalue()
+
+
+def test_parquet_row_groups_and_bytes_do_not_depend_on_chunking():
+    rng = np.random.default_rng(5)
+    n = 10_000
+    table = pa.table({
+        "distinct": arrays.to_arrow(rng.normal(size=n)),
+        "cents": arrays.to_arrow(rng.integers(0, 500, size=n) / 100),  # repeats: 500 values
+        "k": pa.array(rng.integers(0, 9, size=n)),
+        "s": pa.array([f"c{i % 7}" for i in range(n)]),
+    })  # fmt: skip
+    one = _parquet_bytes(table, [n], 4096)
+    assert _parquet_bytes(table, [1, 4095, 3000, 2903, 1], 4096) == one
+    assert _parquet_bytes(table, [333] * 30 + [10], 4096) == one
+    f = pq.ParquetFile(io.BytesIO(one))
+    assert [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)] == [4096, 4096, 1808]
+    assert f.read().equals(table)
+    encodings = {f.schema_arrow.names[i]: f.metadata.row_group(0).column(i).encodings for i in range(4)}
+    assert not any("DICTIONARY" in e for e in encodings["distinct"])
+    assert any("DICTIONARY" in e for e in encodings["cents"])
+    assert any("DICTIONARY" in e for e in encodings["s"])
+
+
+def test_parquet_with_no_rows_still_has_the_schema():
+    schema = pa.schema([("y", pa.float64()), ("s", pa.string())])
+    sink = io.BytesIO()
+    w = writers.ParquetWriter(sink, schema)
+    w.close()
+    back = pq.read_table(io.BytesIO(sink.getvalue()))
+    assert back.schema == schema and back.num_rows == 0
