@@ -31,9 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from . import files, formats
 from .errors import DataError, InputError, UsageError, locate
@@ -516,6 +514,8 @@ class CsvReader:
         arr = self._string_column(raw, col)
         if arr is None:
             return None
+        import pyarrow.compute as pc  # here: importing it costs start-up time
+
         i = pc.index(arr, value).as_py()
         if i is not None and i >= 0:
             return i
@@ -847,6 +847,8 @@ class ParquetReader:
             self.close()
             raise DataError(f"{self.source}: empty input (0 bytes, not a Parquet file)")
         try:
+            import pyarrow.parquet as pq  # here: CSV runs start faster without it
+
             self._pf = pq.ParquetFile(target)
             schema = self._pf.schema_arrow
         except (pa.ArrowException, OSError, ValueError) as e:

@@ -13,15 +13,17 @@ import collections
 import concurrent.futures
 import os
 import queue
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from . import arrays, files
 from .errors import DataError, OutputError
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 
 def round_significant(y: np.ndarray, digits: int) -> np.ndarray:
@@ -167,6 +169,8 @@ class CsvWriter:
         return pa.table(cols, names=table.column_names)
 
     def _encode_quoted(self, table: pa.Table):
+        import pyarrow.compute as pc  # here, not at the top: it costs start-up time
+
         d = self._delimiter
         parts = []
         for col in table.columns:
@@ -225,6 +229,8 @@ def _has_empty(col: pa.ChunkedArray) -> bool:
     """Whether some value of ``col`` prints as an empty field."""
     if col.null_count:
         return True
+    import pyarrow.compute as pc
+
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         return pc.any(pc.equal(pc.utf8_length(col), 0)).as_py() or False
     return False
@@ -276,6 +282,8 @@ class ParquetWriter:
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
 
     def _start(self, first: pa.Table) -> None:
+        import pyarrow.parquet as pq  # here: CSV runs start faster without it
+
         dictionary = [f.name for f in self._schema if not pa.types.is_floating(f.type) or _repeats(first[f.name])]
         try:
             self._writer = pq.ParquetWriter(
@@ -303,6 +311,8 @@ class ParquetWriter:
 
 def _repeats(column: pa.ChunkedArray) -> bool:
     """Whether a column holds at most one distinct value per 8 non-missing values."""
+    import pyarrow.compute as pc
+
     n = len(column) - column.null_count
     return n > 0 and pc.count_distinct(column).as_py() * 8 <= n
 
