@@ -486,6 +486,7 @@ class _OutSpec:
     schema: pa.Schema
     delimiter: str | None
     precision: int | None
+    features: tuple[str, ...] = ()  # the columns --precision rounds
 
 
 class _PartWriter:
@@ -507,7 +508,9 @@ class _PartWriter:
                 if spec.format == "parquet":
                     self.writer = writers.ParquetWriter(self.fh, spec.schema)
                 else:
-                    self.writer = writers.CsvWriter(self.fh, spec.schema.names, spec.delimiter, spec.precision)
+                    self.writer = writers.CsvWriter(
+                        self.fh, spec.schema.names, spec.delimiter, spec.precision, round_columns=spec.features
+                    )
             self.writer.write(table)
         except OSError as e:
             raise files.write_error("output part", self.path, e) from None
@@ -795,9 +798,12 @@ class _Output:
     :meth:`commit`, and :meth:`discard` removes every trace.
     """
 
-    def __init__(self, output, io: IOOptions, input_format, schema: pa.Schema, inputs: list[str], stats_path=None):
+    def __init__(
+        self, output, io: IOOptions, input_format, schema: pa.Schema, inputs: list[str], stats_path=None, features=()
+    ):
         self.output, self.schema = output, schema
         self.precision = io.precision
+        self.features = tuple(features)
         self.sink = None
         self.parts_dir = None
         self.delimiter = None
@@ -888,7 +894,7 @@ class _Output:
     @property
     def spec(self) -> _OutSpec:
         fmt = "null" if self.kind == "null" else ("parquet" if self.kind == "dir" else self.format)
-        return _OutSpec(fmt, self.schema, self.delimiter, self.precision)
+        return _OutSpec(fmt, self.schema, self.delimiter, self.precision, self.features)
 
     def part_path(self, index: int) -> str | None:
         if self.parts_dir is None:
@@ -1186,7 +1192,7 @@ def fit(
     with ExitStack() as stack, np.errstate(all="ignore"):
         stats_file = files.AtomicFile(stats_path, what="stats file")
         stack.callback(stats_file.discard)
-        out = _Output(output, io, plan.format, schema, paths, stats_path)
+        out = _Output(output, io, plan.format, schema, paths, stats_path, features)
         stack.callback(out.discard)
         client = stack.enter_context(_connect(scheduler))
         tasks = _Tasks(client)
@@ -1305,7 +1311,7 @@ def transform(
     common = _Common(features, io, dataclasses.replace(plan, parts=[]))
     rows_by_part = {}
     with ExitStack() as stack, np.errstate(all="ignore"):
-        out = _Output(output, io, plan.format, schema, paths)
+        out = _Output(output, io, plan.format, schema, paths, features=features)
         stack.callback(out.discard)
         client = stack.enter_context(_connect(scheduler))
         tasks = _Tasks(client)

@@ -27,16 +27,18 @@ WRITE_PIECE = 1 << 20
 
 
 def write_in_pieces(file, data) -> int:
-    """``file.write(data)`` as writes of at most WRITE_PIECE bytes."""
+    """``file.write(data)`` as writes of at most WRITE_PIECE bytes, all of them
+    (an unbuffered file, e.g. stdout under ``python -u``, may write fewer)."""
     view = memoryview(data)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
-    n = len(view)
-    if n <= WRITE_PIECE:
-        return file.write(view)
-    for start in range(0, n, WRITE_PIECE):
-        file.write(view[start : start + WRITE_PIECE])
-    return n
+    total = len(view)
+    while view:
+        n = file.write(view[:WRITE_PIECE])
+        if n is None:  # a non-blocking file that cannot take more now
+            raise BlockingIOError(errno.EAGAIN, "output would block")
+        view = view[n:]
+    return total
 
 
 def is_null_device(path: str) -> bool:

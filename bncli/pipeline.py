@@ -258,7 +258,9 @@ def _output_compression(output: str) -> str | None:
 class _Output:
     """The data output: sink (atomic file or stdout) plus a format writer."""
 
-    def __init__(self, output: str, fmt: str, delimiter: str | None, schema: pa.Schema, io: IOOptions):
+    def __init__(
+        self, output: str, fmt: str, delimiter: str | None, schema: pa.Schema, io: IOOptions, features: list[str]
+    ):
         self.sink = None
         self._compressed = None
         if files.is_null_device(output):
@@ -284,7 +286,7 @@ class _Output:
                 self.writer = writers.ParquetWriter(self.sink.file, schema)
             else:
                 writers.csv_compatible(schema)
-                self.writer = writers.CsvWriter(target, schema.names, delimiter, io.precision)
+                self.writer = writers.CsvWriter(target, schema.names, delimiter, io.precision, round_columns=features)
         except BaseException:
             self.sink.discard()
             raise
@@ -453,7 +455,7 @@ def fit(
         schema = _output_schema(src.columns, src.sample_types, features, src.format)
         stats_file = files.AtomicFile(stats_path, what="stats file")
         stack.callback(stats_file.discard)
-        out = _Output(output, fmt, delimiter, schema, io)
+        out = _Output(output, fmt, delimiter, schema, io, features)
         stack.callback(out.discard)
         want_output = not isinstance(out.writer, writers.NullWriter)
         summary = RunSummary(features=features, passthrough=[c for c in src.columns if c not in set(features)])
@@ -626,7 +628,7 @@ def transform(
         drop: list[str] = []
         if output_dir is None:
             fmt, delimiter = _output_plan(output, io, src.format)
-            plan = [(None, _Output(output, fmt, delimiter, schema, io))]
+            plan = [(None, _Output(output, fmt, delimiter, schema, io, features))]
             stack.callback(plan[0][1].discard)
         else:
             # The key=value folders are recreated under output_dir, so the
@@ -637,7 +639,7 @@ def transform(
             for i, target in enumerate(_output_dir_targets(src, output_dir, io, inputs, stats_path)):
                 fmt, delimiter = _output_plan(target, io, src.format)
                 os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-                out = _Output(target, fmt, delimiter, schema, io)
+                out = _Output(target, fmt, delimiter, schema, io, features)
                 stack.callback(out.discard)
                 plan.append((i, out))
         summary = RunSummary(features=features, passthrough=[c for c in src.columns if c not in set(features)])

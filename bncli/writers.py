@@ -81,11 +81,20 @@ class CsvWriter:
     """Write Arrow tables as CSV text to ``stream`` (a binary file object)."""
 
     def __init__(
-        self, stream, columns: list[str], delimiter: str = ",", precision: int | None = None, threads: int | None = None
+        self,
+        stream,
+        columns: list[str],
+        delimiter: str = ",",
+        precision: int | None = None,
+        threads: int | None = None,
+        round_columns=None,
     ):
+        """``precision`` rounds the float64 columns named in ``round_columns`` (the
+        normalized features; None: every float64 column) to that many significant digits."""
         self._stream = stream
         self._delimiter = delimiter
         self._precision = precision
+        self._round = None if round_columns is None else frozenset(round_columns)
         self._options = pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style="none")
         threads = threads or min(2, os.cpu_count() or 1)
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="bncli-csv")
@@ -159,10 +168,14 @@ class CsvWriter:
 
     def _prepare(self, table: pa.Table) -> pa.Table:
         cols = []
-        for col in table.columns:
+        for name, col in zip(table.column_names, table.columns, strict=True):
             if pa.types.is_dictionary(col.type):
                 col = col.cast(col.type.value_type)
-            if self._precision is not None and pa.types.is_floating(col.type):
+            if (
+                self._precision is not None
+                and col.type == pa.float64()
+                and (self._round is None or name in self._round)
+            ):
                 parts = [round_significant(arrays.to_numpy(c), self._precision) for c in col.chunks]
                 col = pa.chunked_array([arrays.to_arrow(p) for p in parts], type=pa.float64())
             cols.append(col)
@@ -260,6 +273,8 @@ class ParquetWriter:
     """
 
     def __init__(self, stream, schema: pa.Schema, row_group_rows: int = 1 << 17):
+        if row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be at least 1, not {row_group_rows}")
         self._stream = stream
         self._schema = schema
         self._row_group_rows = row_group_rows
@@ -268,6 +283,8 @@ class ParquetWriter:
         self._held_rows = 0
 
     def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
         self._held.append(table.cast(self._schema) if table.schema != self._schema else table)
         self._held_rows += table.num_rows
         while self._held_rows >= self._row_group_rows:

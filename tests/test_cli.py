@@ -289,3 +289,30 @@ def test_stats_file_is_strict_json_and_round_trips_bits(tmp_path):
     again = Stats.from_dict(doc).to_dict()
     again.pop("provenance"), doc.pop("provenance")
     assert again == doc  # floats read back bit-identical
+
+
+def test_precision_leaves_pass_through_float_columns_alone(tmp_path):
+    """--precision rounds the normalized features only; an excluded float32 or
+    float64 column is written as it came (it used to crash on float32)."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "x": [1.0, 2.0, 4.0, 8.0],
+                "keep32": pa.array([1.2345678, 2.5, -3.25, 0.1], pa.float32()),
+                "keep64": [1.23456789, 98765.4321, -0.000123456789, 7.0],
+            }
+        ),  # fmt: skip
+        src,
+    )
+    r = bncli("fit", src, "-s", tmp_path / "s.json", "-o", "/dev/null", "-c", "x", "-b", "2")
+    assert r.returncode == 0, r.stderr
+    r = bncli("transform", src, "-s", tmp_path / "s.json", "-o", tmp_path / "o.csv", "--precision", "3")
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "o.csv").read_text().splitlines()
+    assert [ln.split(",", 1)[1] for ln in lines] == [
+        "keep32,keep64", "1.2345678,1.23456789", "2.5,98765.4321", "-3.25,-0.000123456789", "0.1,7"
+    ]  # fmt: skip
+    assert all(len(ln.split(",")[0].lstrip("-").replace(".", "").lstrip("0").split("e")[0]) <= 3 for ln in lines[1:])

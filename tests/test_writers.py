@@ -119,12 +119,55 @@ def test_csv_size_bound_is_an_upper_bound(f64, f32, i64, u64, flags, texts):
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     assert len(sink.getvalue()) <= writers.csv_size_bound(table)
-    # The widest float64 text fills its bound exactly.
-    widest = pa.table({"x": [-0.0000014184329249383349]})
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(widest, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    assert len(sink.getvalue()) == writers.csv_size_bound(widest) == 26
     assert writers.csv_size_bound(pa.table({"t": [datetime.datetime(2024, 1, 1)]})) is None
+
+
+def _csv_text_size(table: pa.Table) -> int:
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return len(sink.getvalue())
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array([-0.0000014184329249383349], pa.float64()),
+        pa.array([-0.0000011156094], pa.float32()),
+        pa.array(np.array([-0.0000017881393432617188], dtype=np.float16), pa.float16()),
+        pa.array([-(2**63)], pa.int64()),
+        pa.array([2**64 - 1], pa.uint64()),
+        pa.array([False], pa.bool_()),
+    ],
+    ids=lambda a: str(a.type),
+)
+def test_csv_size_bound_is_reached_by_the_widest_value_of_each_type(array):
+    """Each type on its own, so that no other column's slack can hide an undercount."""
+    table = pa.table({"x": array})
+    assert _csv_text_size(table) == writers.csv_size_bound(table)
+
+
+def test_csv_size_bound_of_sliced_large_and_chunked_strings():
+    words = ["", "é", "😀x", "plain text", "a b"] * 7
+    for col in (
+        pa.array(words, pa.string()).slice(3, 20),
+        pa.array(words, pa.large_string()).slice(5, 11),
+        pa.chunked_array([pa.array(words[:9]), pa.array(words[9:]).slice(2)]),
+    ):
+        table = pa.table({"s": col})
+        assert _csv_text_size(table) == writers.csv_size_bound(table)  # text plus one line break per row
+
+
+def test_precision_rounds_only_the_normalized_columns():
+    table = pa.table({
+        "y": arrays.to_arrow(np.array([1.23456789, -2.5e-7])),
+        "kept": arrays.to_arrow(np.array([1.23456789, 98765.4321])),
+        "kept32": pa.array([1.2345678, 2.5], pa.float32()),
+    })  # fmt: skip
+    sink = io.BytesIO()
+    w = writers.CsvWriter(sink, table.column_names, precision=3, round_columns=["y"])
+    w.write(table)
+    w.close()
+    assert sink.getvalue().decode() == "y,kept,kept32\n1.23,1.23456789,1.2345678\n-2.5e-7,98765.4321,2.5\n"
 
 
 def test_reused_output_buffers_give_pyarrows_bytes():
@@ -200,6 +243,7 @@ def test_parquet_row_groups_and_bytes_do_not_depend_on_chunking():
     one = _parquet_bytes(table, [n], 4096)
     assert _parquet_bytes(table, [1, 4095, 3000, 2903, 1], 4096) == one
     assert _parquet_bytes(table, [333] * 30 + [10], 4096) == one
+    assert _parquet_bytes(table, [4096, 0, 0, 5904], 4096) == one  # empty pieces add no row group
     f = pq.ParquetFile(io.BytesIO(one))
     assert [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)] == [4096, 4096, 1808]
     assert f.read().equals(table)
