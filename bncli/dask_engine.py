@@ -1117,19 +1117,7 @@ class _Folder:
         s.count, s.mean_shifted, s.m2 = norm.merge_moments(s.count, s.mean_shifted, s.m2, n, mean, m2)
         if self.plan.drop_tail and b0 + k == self.plan.count:
             return  # drop_last: the incomplete last batch updates nothing
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var_unbiased = q / (c - 1)
-        s.running_mean, s.running_var, s.tracked, s.init_weight = norm.fold_running(
-            s.running_mean,
-            s.running_var,
-            s.tracked,
-            s.init_weight,
-            m + s.shift[:, None],
-            var_unbiased,
-            c >= 2,
-            self.momentum,
-        )
-        s.num_batches_tracked += k
+        s.fold_batches(c, m, q, self.momentum)
 
 
 # -- fit ------------------------------------------------------------------------------

@@ -64,6 +64,27 @@ class TrainState:
         with np.errstate(invalid="ignore", over="ignore"):
             return self.shift + self.mean_shifted
 
+    def fold_batches(self, count: np.ndarray, mean_shifted: np.ndarray, m2: np.ndarray, momentum) -> None:
+        """Update the running statistics with consecutive batches, in order, as torch does.
+
+        Arguments are per (feature, batch): non-missing count, mean about ``shift``
+        and M2.  A feature updates only in batches where it has two values or more;
+        ``num_batches_tracked`` counts every batch, as torch's does.
+        """
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var_unbiased = m2 / (count - 1)
+        self.running_mean, self.running_var, self.tracked, self.init_weight = norm.fold_running(
+            self.running_mean,
+            self.running_var,
+            self.tracked,
+            self.init_weight,
+            mean_shifted + self.shift[:, None],
+            var_unbiased,
+            count >= 2,
+            momentum,
+        )
+        self.num_batches_tracked += count.shape[1]
+
 
 class Trainer:
     """Feed mini-batches in order; get training-mode outputs and updated state.
@@ -100,24 +121,12 @@ class Trainer:
         blocks = xs.reshape(n_features, rows // batch_size, batch_size)
         count, mean_s, m2 = norm.batch_moments(blocks)
         self._update_whole_data(x, count, mean_s, m2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var_biased = m2 / count
-            var_unbiased = m2 / (count - 1)
         if update:
-            s = self.state
-            s.running_mean, s.running_var, s.tracked, s.init_weight = norm.fold_running(
-                s.running_mean,
-                s.running_var,
-                s.tracked,
-                s.init_weight,
-                mean_s + s.shift[:, None],
-                var_unbiased,
-                count >= 2,
-                self.momentum,
-            )
-            s.num_batches_tracked += blocks.shape[1]
+            self.state.fold_batches(count, mean_s, m2, self.momentum)
         if not want_output:
             return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var_biased = m2 / count
         # x - mean_B computed as (x - shift) - (mean_B - shift): exact where x is close to its mean.
         y = norm.normalize(blocks, mean_s, var_biased, self.eps, self.weight[:, None], self.bias[:, None], out=blocks)
         return y.reshape(n_features, rows)
